@@ -1,0 +1,125 @@
+"""The DuckDB store: opening it safely, owner-only, with its schema migrated.
+
+DuckDB allows one writing process per file. A second writer gets a clear
+`StoreLocked` error instead of waiting or corrupting anything, and readers
+open read-only.
+"""
+from __future__ import annotations
+
+import os
+import re
+from contextlib import contextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+DEFAULT_DB = "breachwatch.duckdb"
+
+
+class StoreError(RuntimeError):
+    """The store cannot be used; the message says why and what to do."""
+
+
+class StoreLocked(StoreError):
+    """Another process holds the store for writing."""
+
+
+def default_db_path() -> str:
+    return os.environ.get("BREACHWATCH_DB") or DEFAULT_DB
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """All schema migrations shipped with this version, as (version, name, sql), in order.
+
+    Each stage adds its tables in its own numbered file under store/migrations/,
+    so a store made by an older version is brought forward step by step.
+    """
+    out = []
+    for entry in resources.files("breachwatch.store").joinpath("migrations").iterdir():
+        m = re.fullmatch(r"(\d{4})_(\w+)\.sql", entry.name)
+        if m:
+            out.append((int(m.group(1)), m.group(2), entry.read_text("utf-8")))
+    out.sort()
+    versions = [v for v, _, _ in out]
+    if len(set(versions)) != len(versions):
+        raise StoreError(f"two migrations share a number: {versions}")
+    return out
+
+
+def schema_version(con: duckdb.DuckDBPyConnection) -> int:
+    has = con.execute("SELECT count(*) FROM information_schema.tables "
+                      "WHERE table_name = 'schema_migrations'").fetchone()[0]
+    if not has:
+        return 0
+    return con.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
+
+
+def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
+    """Apply pending migrations (each in its own transaction); return the versions applied."""
+    con.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT now())")
+    current = schema_version(con)
+    applied = []
+    for version, name, sql in migrations():
+        if version <= current or (upto is not None and version > upto):
+            continue
+        con.execute("BEGIN")
+        try:
+            con.execute(sql)
+            con.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)", [version, name])
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        applied.append(version)
+    return applied
+
+
+def _lock_holder(msg: str) -> str:
+    m = re.search(r"PID (\d+)", msg)
+    return f" (held by process {m.group(1)})" if m else ""
+
+
+def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
+            migrate_schema: bool = True) -> duckdb.DuckDBPyConnection:
+    """Open the store. Writers create it owner-only and migrate it; readers never write."""
+    db = Path(path or default_db_path())
+    if read_only and not db.exists():
+        raise StoreError(f"{db}: no store here. Fix: run 'breachwatch ingest' first, or pass --db "
+                         "(or set BREACHWATCH_DB) to the store you meant.")
+    if not read_only:
+        db.parent.mkdir(parents=True, exist_ok=True)
+    old_umask = os.umask(0o077)  # the store holds personal data: owner-only from its first byte
+    try:
+        con = duckdb.connect(str(db), read_only=read_only)
+    except duckdb.IOException as e:
+        msg = str(e)
+        if "lock" in msg.lower():
+            raise StoreLocked(
+                f"{db}: another process is writing to this store{_lock_holder(msg)}. "
+                "Fix: wait for it to finish, or send the work to the running server with --server URL."
+            ) from e
+        raise StoreError(f"{db}: cannot open the store ({msg}).") from e
+    except duckdb.Error as e:
+        raise StoreError(f"{db}: not a breachwatch store or damaged ({e}). "
+                         "Fix: point --db at a breachwatch store, or restore it from a backup.") from e
+    finally:
+        os.umask(old_umask)
+    if not read_only:
+        for p in (db, Path(str(db) + ".wal")):
+            if p.exists():
+                os.chmod(p, 0o600)
+        if migrate_schema:
+            migrate(con)
+    return con
+
+
+@contextmanager
+def open_store(path: str | os.PathLike[str] | None = None, *, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect(path, read_only=read_only)
+    try:
+        yield con
+    finally:
+        con.close()
