@@ -80,5 +80,7 @@ def canonical_record_sql(alias: str = "") -> str:
     commit time can be recomputed from the stored columns later.
     """
     p = f"{alias}." if alias else ""
-    parts = ", ".join(f"'{f.name}': {p}\"{f.name}\"" for f in FIELDS)
+    # JSON columns are hashed as their text, so a staged VARCHAR and a stored JSON agree.
+    parts = ", ".join(f"'{f.name}': {p}\"{f.name}\"" + ("::VARCHAR" if f.kind == "attrs" else "")
+                      for f in FIELDS)
     return f"to_json({{{parts}}})::VARCHAR"

@@ -1,0 +1,286 @@
+"""The tamper-evident batch chain: commit batches atomically, and verify them.
+
+Each committed batch is one link. Its digest covers the batch's stored event
+and quarantine records (recomputed from the columns, by the same SQL at commit
+and at verify time), and its head covers the digest and the previous head. The
+head is also appended to the anchor file outside the store. Verify names the
+first link that was altered, deleted, reordered or truncated, and catches a
+full rewrite with a recomputed chain because the anchor disagrees.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
+from breachwatch.store.anchor import AnchorEntry, AnchorFile, default_anchor_path
+from breachwatch.store.db import StoreError
+
+GENESIS = "0" * 64
+_EVENT_HASH = f"sha256({canonical_record_sql()})"
+_E_EVENT_HASH = f"sha256({canonical_record_sql('e')})"
+_QUARANTINE_HASH = ("sha256(to_json({'quarantine_id': quarantine_id, 'source': source, 'position': position, "
+                    "'reason': reason, 'detail': detail, 'raw': raw, 'event_id': event_id})::VARCHAR)")
+_COLS = ", ".join(f'"{n}"' for n in FIELD_NAMES)
+_S_COLS = ", ".join(f's."{n}"' for n in FIELD_NAMES)
+
+QUARANTINE_SCHEMA = pa.schema([("quarantine_id", pa.string()), ("source", pa.string()), ("position", pa.int64()),
+                               ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string()),
+                               ("event_id", pa.string())])
+
+
+def link_head(prev_head: str, seq: int, batch_id: int, link_type: str, events: int, quarantined: int,
+              digest: str) -> str:
+    text = f"{prev_head}|{seq}|{batch_id}|{link_type}|{events}|{quarantined}|{digest}"
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def combine_digests(events_digest: str, quarantine_digest: str) -> str:
+    return hashlib.sha256(f"{events_digest}:{quarantine_digest}".encode()).hexdigest()
+
+
+_EMPTY = hashlib.sha256(b"").hexdigest()
+
+
+@dataclass
+class BatchResult:
+    loaded: int = 0
+    duplicates: int = 0
+    conflicts: int = 0
+    quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    seq: int | None = None
+
+
+class ChainWriter:
+    """Commits batches to the store, one atomic transaction and one chain link each."""
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, db_path: str | os.PathLike[str],
+                 anchor_path: str | os.PathLike[str] | None = None) -> None:
+        self.con = con
+        self.anchor = AnchorFile(anchor_path or default_anchor_path(db_path))
+        row = con.execute("SELECT seq, batch_id, head FROM batches ORDER BY seq DESC LIMIT 1").fetchone()
+        self.seq, self.batch_id, self.head = (row if row else (0, 0, GENESIS))
+        self.batch_id = max(self.batch_id, con.execute(
+            "SELECT coalesce(max(batch_id), 0) FROM events").fetchone()[0])
+        self._reconcile_anchor()
+
+    def _reconcile_anchor(self) -> None:
+        """Bring the anchor up to the store after a crash between commit and anchor write.
+
+        The reverse (anchor ahead of the store) means the store lost committed
+        batches; writing on top of that would bury the evidence, so refuse.
+        """
+        last = self.anchor.last()
+        last_seq = last.seq if last else 0
+        if last_seq > self.seq:
+            raise StoreError(
+                f"{self.anchor.path} records chain link {last_seq} but the store ends at link {self.seq}: "
+                "the store has lost committed batches. Fix: run 'breachwatch verify' and restore the store "
+                "from a backup before writing to it again.")
+        if last is not None:
+            mine = self.con.execute("SELECT head FROM batches WHERE seq = ?", [last_seq]).fetchone()
+            if not mine or mine[0] != last.head:
+                raise StoreError(
+                    f"the store's chain link {last_seq} differs from {self.anchor.path}: the store was "
+                    "rewritten. Fix: run 'breachwatch verify' and restore the store from a backup.")
+        if last_seq < self.seq:
+            rows = self.con.execute("SELECT seq, batch_id, head, committed_at FROM batches WHERE seq > ? "
+                                    "ORDER BY seq", [last_seq]).fetchall()
+            self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
+
+    def commit(self, events: pa.Table, rejects: pa.Table, source: str,
+               log_update: tuple[str, str, int] | None = None) -> BatchResult:
+        """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
+
+        `events` has the Contract 1 columns plus `_src` and `_pos`; `rejects` has QUARANTINE_SCHEMA.
+        `log_update` is (run_id, source, last position) recorded in the ingest log in the same transaction.
+        """
+        con = self.con
+        res = BatchResult()
+        batch_id = self.batch_id + 1
+        con.register("_in_events", events)
+        con.register("_in_rejects", rejects)
+        con.execute("BEGIN")
+        try:
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _staged AS
+                SELECT s.*, {_EVENT_HASH} AS _rh
+                FROM _in_events s""")
+            con.execute(f"""
+                CREATE OR REPLACE TEMP TABLE _existing AS
+                SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id
+                FROM events e SEMI JOIN _staged s ON e.event_id = s.event_id""")
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _classified AS
+                SELECT s.*,
+                  CASE WHEN x.event_id IS NOT NULL THEN (CASE WHEN x._rh = s._rh THEN 'duplicate' ELSE 'conflict' END)
+                       WHEN s._rn > 1 THEN (CASE WHEN s._rh = s._first_rh THEN 'duplicate' ELSE 'conflict' END)
+                       ELSE 'new' END AS _status,
+                  x.batch_id AS _prev_batch
+                FROM (SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh
+                      FROM _staged WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src
+                                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) s
+                LEFT JOIN _existing x ON x.event_id = s.event_id""")
+            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
+                        "FROM _classified s WHERE _status = 'new' ORDER BY _src, _pos")
+            con.execute(f"""
+                INSERT INTO quarantine
+                SELECT r.*, {batch_id} FROM (
+                    SELECT * FROM _in_rejects
+                    UNION ALL
+                    SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
+                           _src, _pos, 'conflict',
+                           'event_id ' || event_id || ' is already stored with different content' ||
+                           coalesce(' (batch ' || _prev_batch || ')', ' (earlier in this batch)'),
+                           {canonical_record_sql('s')}, event_id
+                    FROM _classified s WHERE _status = 'conflict'
+                ) r ANTI JOIN quarantine q ON q.quarantine_id = r.quarantine_id""")
+            counts = dict(con.execute("SELECT _status, count(*) FROM _classified GROUP BY 1").fetchall())
+            res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
+                                                         counts.get("conflict", 0))
+            res.reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine WHERE batch_id = ? "
+                                           "GROUP BY 1", [batch_id]).fetchall())
+            res.quarantined = sum(res.reasons.values())
+            if log_update:
+                run_id, src, pos = log_update
+                con.execute("UPDATE ingest_log SET last_position = ?, loaded = loaded + ?, "
+                            "duplicates = duplicates + ?, quarantined = quarantined + ? "
+                            "WHERE run_id = ? AND source = ?",
+                            [pos, res.loaded, res.duplicates, res.quarantined, run_id, src])
+            entry = None
+            if res.loaded or res.quarantined:
+                digest = batch_digest(con, batch_id)
+                seq = self.seq + 1
+                head = link_head(self.head, seq, batch_id, "ingest", res.loaded, res.quarantined, digest)
+                now = datetime.now(timezone.utc).replace(tzinfo=None)
+                con.execute("INSERT INTO batches VALUES (?, ?, ?, 'ingest', ?, ?, ?, ?, ?, ?)",
+                            [seq, batch_id, now, source, res.loaded, res.quarantined, digest, self.head, head])
+                entry = AnchorEntry(seq, batch_id, head, now.isoformat())
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        finally:
+            con.unregister("_in_events")
+            con.unregister("_in_rejects")
+        if entry is not None:
+            self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
+            res.seq = entry.seq
+            # Commit first, anchor second: a crash in between leaves the anchor one link
+            # behind, which the next writer repairs (`_reconcile_anchor`) and marks late.
+            self.anchor.append([entry])
+        return res
+
+
+def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int) -> str:
+    ev = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_EVENT_HASH} AS h FROM events "
+                     "WHERE batch_id = ?)", [batch_id]).fetchone()[0]
+    q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
+                    "WHERE batch_id = ?)", [batch_id]).fetchone()[0]
+    return combine_digests(hashlib.sha256((ev or "").encode()).hexdigest(),
+                           hashlib.sha256((q or "").encode()).hexdigest())
+
+
+@dataclass
+class VerifyReport:
+    ok: bool
+    links: int
+    events: int
+    anchor_path: str
+    anchor_links: int
+    problem: str | None = None  # altered, deleted, reordered, truncated, rewritten, unanchored, orphaned
+    first_bad_seq: int | None = None
+    first_bad_batch: dict[str, Any] | None = None
+    message: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+
+def _digests_by_batch(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, str]]:
+    """Recompute every batch's digest in two grouped scans (parallel inside DuckDB)."""
+    ev = {b: (n, d) for b, n, d in con.execute(f"""
+        SELECT batch_id, count(*), sha256(string_agg(h, '' ORDER BY h))
+        FROM (SELECT batch_id, {_EVENT_HASH} AS h FROM events) GROUP BY batch_id""").fetchall()}
+    q = {b: (n, d) for b, n, d in con.execute(f"""
+        SELECT batch_id, count(*), sha256(string_agg(h, '' ORDER BY h))
+        FROM (SELECT batch_id, {_QUARANTINE_HASH} AS h FROM quarantine) GROUP BY batch_id""").fetchall()}
+    out = {}
+    for b in set(ev) | set(q):
+        ne, de = ev.get(b, (0, _EMPTY))
+        nq, dq = q.get(b, (0, _EMPTY))
+        out[b] = (ne, nq, combine_digests(de, dq))
+    return out
+
+
+def verify(con: duckdb.DuckDBPyConnection, db_path: str | os.PathLike[str],
+           anchor_path: str | os.PathLike[str] | None = None) -> VerifyReport:
+    anchor = AnchorFile(anchor_path or default_anchor_path(db_path))
+    links = con.execute("SELECT seq, batch_id, committed_at, link_type, source, events, quarantined, digest, "
+                        "prev_head, head FROM batches ORDER BY seq").fetchall()
+    total = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    anchored = anchor.read()
+    rep = VerifyReport(ok=True, links=len(links), events=total, anchor_path=str(anchor.path),
+                       anchor_links=len(anchored))
+    if not anchor.exists() and links:
+        rep.warnings.append(f"no anchor file at {anchor.path}: a rewrite of the whole store cannot be ruled out")
+    recomputed = _digests_by_batch(con)
+    by_anchor = {a.seq: a for a in anchored}
+
+    def bad(problem: str, seq: int, row: tuple | None, message: str) -> VerifyReport:
+        rep.ok, rep.problem, rep.first_bad_seq, rep.message = False, problem, seq, message
+        if row is not None:
+            rep.first_bad_batch = {"seq": row[0], "batch_id": row[1], "committed_at": str(row[2]),
+                                   "link_type": row[3], "source": row[4], "events": row[5], "quarantined": row[6]}
+        return rep
+
+    prev = GENESIS
+    seen_batches = set()
+    for i, row in enumerate(links, 1):
+        seq, batch_id, _, link_type, source, n_ev, n_q, digest, prev_head, head = row
+        seen_batches.add(batch_id)
+        where = f"batch {batch_id} (link {seq}, from {source}, committed {row[2]})"
+        if seq != i:
+            return bad("deleted", i, row, f"chain link {i} is missing: the store goes from link {i - 1} "
+                       f"to link {seq}; {seq - i} batch(es) were deleted before {where}")
+        if prev_head != prev:
+            return bad("reordered", seq, row, f"{where} does not follow the link before it: batches were "
+                       "reordered, or one before it was deleted or replaced")
+        got_ev, got_q, got_digest = recomputed.get(batch_id, (0, 0, combine_digests(_EMPTY, _EMPTY)))
+        if link_type == "ingest" and (got_digest != digest or got_ev != n_ev or got_q != n_q):
+            return bad("altered", seq, row, f"{where} was altered: it should hold {n_ev} events and {n_q} "
+                       f"quarantined records, it holds {got_ev} and {got_q}, and their digest differs")
+        expect = link_head(prev, seq, batch_id, link_type, n_ev, n_q, digest)
+        if head != expect:
+            return bad("altered", seq, row, f"{where}: its stored chain head does not match its contents")
+        a = by_anchor.get(seq)
+        if a is not None and a.head != head:
+            return bad("rewritten", seq, row, f"{where} differs from the anchor file {anchor.path}: the store "
+                       "and its chain were rewritten after this link was anchored")
+        if a is None and anchored and seq <= anchored[-1].seq:
+            return bad("rewritten", seq, row, f"{where} is not in the anchor file {anchor.path}")
+        prev = head
+    if anchored and anchored[-1].seq > len(links):
+        lost = anchored[len(links)] if len(anchored) > len(links) else anchored[-1]
+        return bad("truncated", len(links) + 1, None,
+                   f"the store ends at link {len(links)} but the anchor records {anchored[-1].seq} links: "
+                   f"the store was truncated; batch {lost.batch_id} (link {lost.seq}, committed "
+                   f"{lost.committed_at}) and everything after it is gone")
+    orphans = set(recomputed) - seen_batches
+    if orphans:
+        b = min(orphans)
+        return bad("orphaned", 0, None, f"records of batch {b} are in the store but in no chain link: they "
+                   "were inserted outside breachwatch ingest")
+    unanchored = [r[0] for r in links if r[0] not in by_anchor]
+    if unanchored and anchor.exists():
+        rep.warnings.append(f"links {unanchored[0]}..{unanchored[-1]} are not yet in the anchor file (a writer "
+                            "stopped between commit and anchoring); the next ingest anchors them")
+    rep.message = (f"chain intact: {len(links)} links, {total} events, "
+                   f"{'all anchored' if not unanchored else f'{len(links) - len(unanchored)} anchored'}")
+    return rep
+
