@@ -8,56 +8,57 @@ event that says whose data went out and which fields.
 """
 from __future__ import annotations
 
-from typing import Any
-
-import orjson
+import duckdb
+import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
-from breachwatch.contract.event import FIELD_NAMES
+from breachwatch.store.db import arrow_views
 
-_POS = {name: i for i, name in enumerate(FIELD_NAMES)}
-_KIND, _EP, _PRINCIPAL = _POS["kind"], _POS["endpoint"], _POS["principal_id"]
-_SUBJECTS, _FIELDS, _ATTRS = _POS["subject_ids"], _POS["fields"], _POS["attributes"]
+_NEEDS = ("kind = 'access' AND endpoint IS NOT NULL AND (subject_ids IS NULL OR fields IS NULL)")
+_ROUTES_SCHEMA = pa.schema([("logged", pa.string()), ("route", pa.string()), ("ep_fields", pa.list_(pa.string())),
+                            ("subjects_from", pa.string()), ("from_request", pa.list_(pa.string()))])
 
 
-class CatalogEnricher:
-    """Fills `subject_ids` and `fields` of access rows from the catalog, in place."""
+def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, table: str = "_valid_rows") -> int:
+    """Fill `subject_ids`, `fields` and the route template of access rows in `table`; return rows left uncatalogued.
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
-        self.uncatalogued = 0
-        self._cache: dict[str, Any] = {}
-
-    def apply(self, row: list[Any]) -> None:
-        if row[_KIND] != "access" or not row[_EP]:
-            return
-        if row[_SUBJECTS] is not None and row[_FIELDS] is not None:
-            return
-        logged = row[_EP]
-        hit = self._cache.get(logged)
+    Each distinct logged endpoint is resolved once in Python (route templates are
+    regular expressions); the rows themselves are updated by one SQL join.
+    """
+    logged = [r[0] for r in con.execute(f"SELECT DISTINCT endpoint FROM {table} WHERE {_NEEDS}").fetchall()]
+    if not logged:
+        return 0
+    rows: dict[str, list] = {name: [] for name in _ROUTES_SCHEMA.names}
+    for ep_text in logged:
+        hit = catalog.resolve(ep_text)
         if hit is None:
-            hit = self.catalog.resolve(logged) or False
-            if len(self._cache) < 100_000 and (hit is False or not (hit[1] or hit[2])):
-                self._cache[logged] = hit  # concrete paths with ids are not worth caching
-        if hit is False:
-            self.uncatalogued += 1
-            return
+            continue
         ep, params, query = hit
-        if row[_FIELDS] is None and ep.fields:
-            row[_FIELDS] = list(ep.fields)
-        if row[_SUBJECTS] is None:
-            subjects: list[str] | None = None
-            if ep.subjects_from == "principal" and row[_PRINCIPAL]:
-                subjects = [row[_PRINCIPAL]]
-            elif ep.subjects_from == "path" and ep.param in params:
-                subjects = [params[ep.param]]
-            elif ep.subjects_from == "query" and query.get(ep.param or ""):
-                subjects = list(query[ep.param or ""])
-            row[_SUBJECTS] = subjects
-        if logged != ep.route:
-            # Keep the concrete path (it names the record read) and store the template,
-            # so counts per endpoint group all ids of one route together.
-            attrs = orjson.loads(row[_ATTRS]) if row[_ATTRS] else {}
-            attrs.setdefault("path", logged)
-            row[_ATTRS] = orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS).decode()
-            row[_EP] = ep.route
+        from_request: list[str] | None = None
+        if ep.subjects_from == "path" and ep.param in params:
+            from_request = [params[ep.param]]
+        elif ep.subjects_from == "query" and query.get(ep.param or ""):
+            from_request = list(query[ep.param or ""])
+        rows["logged"].append(ep_text)
+        rows["route"].append(ep.route)
+        rows["ep_fields"].append(list(ep.fields) or None)
+        rows["subjects_from"].append(ep.subjects_from)
+        rows["from_request"].append(from_request)
+    routes = pa.Table.from_pydict(rows, schema=_ROUTES_SCHEMA)
+    with arrow_views(con, _routes=routes):
+        con.execute(f"""
+            UPDATE {table} AS e SET
+              fields = coalesce(e.fields, r.ep_fields),
+              subject_ids = coalesce(e.subject_ids, CASE r.subjects_from
+                  WHEN 'principal' THEN CASE WHEN e.principal_id IS NOT NULL THEN [e.principal_id] END
+                  ELSE r.from_request END),
+              -- Keep the concrete path (it names the record read) and store the template,
+              -- so counts per endpoint group all ids of one route together.
+              attributes = CASE WHEN e.endpoint = r.route THEN e.attributes
+                  WHEN json_extract(e.attributes, '$.path') IS NOT NULL THEN e.attributes
+                  ELSE json_merge_patch(coalesce(e.attributes, '{{}}'), json_object('path', e.endpoint))::VARCHAR END,
+              endpoint = r.route
+            FROM _routes r
+            WHERE e.endpoint = r.logged AND e.kind = 'access' AND (e.subject_ids IS NULL OR e.fields IS NULL)""")
+        return con.execute(f"SELECT count(*) FROM {table} WHERE {_NEEDS} AND endpoint NOT IN "
+                           "(SELECT route FROM _routes)").fetchall()[0][0]

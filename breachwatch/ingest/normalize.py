@@ -1,34 +1,29 @@
-"""Validate one raw record against Contract 1 and normalise it to a store row.
+"""Validate records against Contract 1 and normalise them, a whole batch at a time, in DuckDB.
 
-Every reader (NDJSON, CSV, Parquet, HTTP bodies) hands its records here, so a
-record means the same thing whatever format it came in, and a record derived
-without an `event_id` gets the same stable id from any format.
+Every reader (NDJSON, CSV, Parquet, in-memory records, HTTP bodies) hands this
+stage JSON text, one record per row. One set of SQL rules then decides, for
+every row at once, whether it is a valid event and why not, so a record means
+the same thing whatever format it came in, a record without an `event_id`
+gets the same stable id from any format, and validation runs vectorised
+instead of record by record in Python.
 """
 from __future__ import annotations
 
-import hashlib
 import re
-from datetime import datetime, timedelta, timezone, tzinfo
-from typing import Any
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import orjson
+import duckdb
 
-from breachwatch.contract.event import (ACTIONS, FIELD_BY_NAME, FIELD_NAMES, FIELDS, KINDS,
-                                        PRINCIPAL_TYPES, STATUS_VALUES)
+from breachwatch.contract.event import ACTIONS, FIELDS, KINDS, PRINCIPAL_TYPES, STATUS_VALUES, Field
 
-_EPOCH = datetime(1970, 1, 1)
-_MIN_TIME = datetime(1990, 1, 1)
-_MAX_TIME = datetime(2100, 1, 1)
-_NUMERIC = re.compile(r"-?\d+(\.\d+)?")
-_COUNTRY = re.compile(r"[A-Z]{2}")
 _ENUMS = {"principal_type": PRINCIPAL_TYPES, "action": ACTIONS, "status_value": STATUS_VALUES}
-_POS = {name: i for i, name in enumerate(FIELD_NAMES)}
-_KIND_POS = _POS["kind"]
+_OFFSET = r"'.*([Zz]|[+-]\d{2}(:?\d{2})?)'"
+_NUMERIC = r"'\s*-?\d+(\.\d+)?\s*'"
 
 
 class Rejected(Exception):
-    """A record that breaks the contract: `reason` is a short code counted in summaries."""
+    """A record that breaks the contract before it reaches SQL (unreadable bytes, a bad CSV row)."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(f"{reason}: {detail}")
@@ -36,180 +31,228 @@ class Rejected(Exception):
         self.detail = detail
 
 
-def parse_zone(name: str | None) -> tzinfo | None:
+@dataclass(frozen=True)
+class SourceZone:
+    """The zone a source declares for timestamps written without an offset."""
+    iana: str | None = None
+    offset_minutes: int | None = None
+
+    def localize_sql(self, naive_ts: str) -> str:
+        if self.iana:
+            return f"CAST(timezone('{self.iana}', {naive_ts}) AS TIMESTAMP)"
+        return f"({naive_ts} - to_minutes({self.offset_minutes or 0}))"
+
+
+def parse_zone(name: str | None) -> SourceZone | None:
     if not name:
         return None
     if name.upper() in ("UTC", "Z"):
-        return timezone.utc
+        return SourceZone(offset_minutes=0)
     m = re.fullmatch(r"([+-])(\d{2}):?(\d{2})", name)
     if m:
-        delta = timedelta(hours=int(m.group(2)), minutes=int(m.group(3)))
-        return timezone(delta if m.group(1) == "+" else -delta)
+        minutes = int(m.group(2)) * 60 + int(m.group(3))
+        return SourceZone(offset_minutes=minutes if m.group(1) == "+" else -minutes)
     try:
-        return ZoneInfo(name)
+        ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as e:
         raise ValueError(f"--source-tz '{name}': unknown time zone. Fix: use an IANA name such as "
                          "Asia/Seoul, or an offset such as +09:00.") from e
+    if not re.fullmatch(r"[A-Za-z0-9_+\-/]+", name):
+        raise ValueError(f"--source-tz '{name}': not a zone name. Fix: use e.g. Asia/Seoul.")
+    return SourceZone(iana=name)
 
 
-def _epoch(value: float, name: str) -> datetime:
-    # Seconds and milliseconds are told apart by magnitude: 1e11 seconds is the year 5138.
-    seconds = value / 1000.0 if abs(value) >= 1e11 else float(value)
-    try:
-        return _EPOCH + timedelta(seconds=seconds)
-    except OverflowError as e:
-        raise Rejected("bad_timestamp", f"{name}={value!r} is out of range") from e
+def _q(s: str) -> str:
+    return "'" + s.replace("'", "''") + "'"
 
 
-def parse_time(value: Any, name: str, source_tz: tzinfo | None) -> datetime:
-    """Any accepted time form to a naive UTC datetime (microseconds)."""
-    if isinstance(value, bool):
-        raise Rejected("wrong_type", f"{name} must be an RFC 3339 string or epoch number, got a boolean")
-    if isinstance(value, (int, float)):
-        dt = _epoch(value, name)
-    elif isinstance(value, datetime):
-        if value.tzinfo is None:
-            # Columnar sources (Parquet) store instants without a zone: by convention UTC.
-            dt = value
+def _in(values: frozenset[str]) -> str:
+    return "(" + ", ".join(_q(v) for v in sorted(values)) + ")"
+
+
+# JSON text as DuckDB's json_extract returns it is minified, so an element's type is
+# told by its first character, without parsing it again.
+def _type_of(e: str) -> str:
+    return (f"CASE WHEN {e} IS NULL THEN NULL ELSE CASE left({e}, 1) WHEN '\"' THEN 'VARCHAR' WHEN '[' THEN 'ARRAY' WHEN '{{' THEN 'OBJECT' "
+            f"WHEN 't' THEN 'BOOLEAN' WHEN 'f' THEN 'BOOLEAN' WHEN 'n' THEN 'NULL' "
+            f"ELSE CASE WHEN regexp_matches({e}, '[.eE]') THEN 'DOUBLE' ELSE 'BIGINT' END END END")
+
+
+_JSTR = r'"([^"\\]|\\.)*"'
+_SCALAR_ID = rf'({_JSTR}|-?\d+)'
+_ID_LIST = rf'\[({_SCALAR_ID}(,{_SCALAR_ID})*)?\]'
+_FIELD_MAP = rf'\{{({_JSTR}:{_ID_LIST}(,{_JSTR}:{_ID_LIST})*)?\}}'
+
+
+class _Rules:
+    """Builds the SQL for each field: its value, and the checks that reject a record, with reasons."""
+
+    def __init__(self, zone: SourceZone | None) -> None:
+        self.zone = zone
+        # (condition true when bad, reason, detail SQL); conditions read the per-field columns.
+        self.checks: list[tuple[str, str, str]] = []
+        self.values: list[str] = []  # SQL of each field's normalised value, over `_v{i}` and `_t{i}`
+
+    def add(self, f: Field, i: int) -> None:
+        t, v, n = f"_t{i}", f"_v{i}", f.name
+        present = f"{t} IS NOT NULL AND {t} <> 'NULL'"
+        got = f"' got ' || lower({t})"
+        if f.kind == "str":
+            ok = f"{t} = 'VARCHAR'" + (f" OR {t} = 'BIGINT'" if n == "src_asn" else "")
+            self.checks.append((f"{present} AND NOT ({ok})", "wrong_type", f"'{n} must be a string,' || {got}"))
+            value = f"CASE WHEN {t} = 'VARCHAR' THEN nullif({v}->>'$', '') END"
+            if n == "src_asn":  # numeric ASNs are common and mean the same thing
+                value = f"CASE WHEN {t} = 'BIGINT' THEN 'AS' || {v} ELSE {value} END"
+            if n == "src_country":
+                value = f"upper({value})"
+            self.values.append(value)
+        elif f.kind == "int":
+            ok = f"{t} = 'BIGINT' OR ({t} = 'DOUBLE' AND TRY_CAST({v} AS DOUBLE) = floor(TRY_CAST({v} AS DOUBLE)))"
+            self.checks.append((f"{present} AND NOT ({ok})", "wrong_type", f"'{n} must be an integer,' || {got}"))
+            self.values.append(f"CASE WHEN {t} IN ('BIGINT', 'DOUBLE') THEN "
+                               f"TRY_CAST(TRY_CAST({v} AS DOUBLE) AS BIGINT) END")
+        elif f.kind == "strlist":
+            ok = f"{t} = 'ARRAY' AND regexp_full_match({v}, '{_ID_LIST}')"
+            self.checks.append((f"{present} AND NOT ({ok})", "wrong_type",
+                                f"'{n} must be a list of strings,' || {got}"))
+            self.values.append(f"CASE WHEN {t} = 'ARRAY' THEN json_transform({v}, '[\"VARCHAR\"]') END")
+        elif f.kind == "fieldmap":
+            ok = f"{t} = 'OBJECT' AND regexp_full_match({v}, '{_FIELD_MAP}')"
+            self.checks.append((f"{present} AND NOT ({ok})", "wrong_type",
+                                f"'{n} must be an object mapping subject id to a list of fields,' || {got}"))
+            self.values.append(f"CASE WHEN {t} = 'OBJECT' THEN "
+                               f"try(json_transform({v}, '\"MAP(VARCHAR, VARCHAR[])\"')) END")
+        elif f.kind == "attrs":
+            # Columnar sources carry attributes as JSON text; JSON sources as an object.
+            text_obj = f"({t} = 'VARCHAR' AND json_valid({v}->>'$') AND left(ltrim({v}->>'$'), 1) = '{{')"
+            ok = f"{t} = 'OBJECT' OR {text_obj}"
+            self.checks.append((f"{present} AND NOT ({ok})", "wrong_type", f"'{n} must be an object,' || {got}"))
+            self.values.append(f"CASE WHEN {t} = 'OBJECT' THEN {v} "
+                               f"WHEN {text_obj} THEN try(json({v}->>'$'))::VARCHAR END")
+        elif f.kind == "time":
+            self.add_time(f, i)
         else:
-            dt = value.astimezone(timezone.utc).replace(tzinfo=None)
-    elif isinstance(value, str):
-        s = value.strip()
-        if _NUMERIC.fullmatch(s):
-            dt = _epoch(float(s), name)
-        else:
-            try:
-                parsed = datetime.fromisoformat(s)
-            except ValueError as e:
-                raise Rejected("bad_timestamp", f"{name}={value!r} is not RFC 3339 or epoch seconds/milliseconds") from e
-            if parsed.tzinfo is None:
-                if source_tz is None:
-                    raise Rejected("naive_timestamp", f"{name}={value!r} has no UTC offset; "
-                                   "add one (e.g. +09:00) or declare the source's zone with --source-tz")
-                parsed = parsed.replace(tzinfo=source_tz)
-            dt = parsed.astimezone(timezone.utc).replace(tzinfo=None)
-    else:
-        raise Rejected("wrong_type", f"{name} must be an RFC 3339 string or epoch number, got {type(value).__name__}")
-    if not (_MIN_TIME <= dt < _MAX_TIME):
-        raise Rejected("bad_timestamp", f"{name}={value!r} is outside 1990-2100")
-    return dt
+            raise AssertionError(f.kind)
+
+    def add_time(self, f: Field, i: int) -> None:
+        t, v, n = f"_t{i}", f"_v{i}", f.name
+        s = f"({v}->>'$')"
+        is_num = f"({t} IN ('BIGINT', 'DOUBLE') OR ({t} = 'VARCHAR' AND regexp_full_match({s}, {_NUMERIC})))"
+        num = f"TRY_CAST(trim({s}) AS DOUBLE)"
+        # Seconds and milliseconds are told apart by magnitude: 1e11 seconds is the year 5138.
+        from_num = (f"try(make_timestamp(TRY_CAST(CASE WHEN abs({num}) >= 1e11 THEN {num} * 1000 "
+                    f"ELSE {num} * 1000000 END AS BIGINT)))")
+        has_offset = f"regexp_full_match({s}, {_OFFSET})"
+        with_offset = f"CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
+        naive = f"TRY_CAST({s} AS TIMESTAMP)"
+        local = self.zone.localize_sql(naive) if self.zone else "NULL::TIMESTAMP"
+        # The common case first: a string with an offset is one cast.
+        value = (f"CASE WHEN {t} = 'VARCHAR' AND {has_offset} THEN {with_offset} WHEN {is_num} THEN {from_num} "
+                 f"WHEN {t} = 'VARCHAR' THEN {local} END")
+        col = f'"{n}"'
+        present = f"{t} IS NOT NULL AND {t} <> 'NULL'"
+        self.checks.append((f"{present} AND NOT ({t} = 'VARCHAR' OR {t} IN ('BIGINT', 'DOUBLE'))", "wrong_type",
+                            f"'{n} must be an RFC 3339 string or epoch number, got ' || lower({t})"))
+        if not self.zone:
+            self.checks.append((f"{col} IS NULL AND {t} = 'VARCHAR' AND NOT {is_num} AND NOT {has_offset} "
+                                f"AND {naive} IS NOT NULL", "naive_timestamp",
+                                f"'{n}=' || {s} || ' has no UTC offset; add one (e.g. +09:00) or declare the "
+                                f"source''s zone with --source-tz'"))
+        bad = f"{col} IS NULL OR {col} < TIMESTAMP '1990-01-01' OR {col} >= TIMESTAMP '2100-01-01'"
+        self.checks.append((f"{present} AND ({bad})", "bad_timestamp",
+                            f"'{n}=' || {s} || ' is not RFC 3339 or epoch seconds/milliseconds in 1990-2100'"))
+        self.values.append(value)
 
 
-def _as_str(value: Any, name: str) -> str | None:
-    if isinstance(value, str):
-        return value or None
-    raise Rejected("wrong_type", f"{name} must be a string, got {type(value).__name__}")
+_KNOWN = "[" + ", ".join(_q(f.name) for f in FIELDS) + "]"
+_REMOVE_KNOWN = _q("{" + ", ".join(f'"{f.name}": null' for f in FIELDS) + "}")
+_PATHS = "[" + ", ".join(_q(f"$.{f.name}") for f in FIELDS) + "]"
 
 
-def _as_int(value: Any, name: str) -> int:
-    if isinstance(value, bool):
-        raise Rejected("wrong_type", f"{name} must be an integer, got a boolean")
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    raise Rejected("wrong_type", f"{name} must be an integer, got {type(value).__name__} {value!r}")
+def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str, str]:
+    """SQL for one batch: (statement creating `_checked`, the detail expression, output column list).
+
+    `lines` has columns `_src`, `_pos` and `line` (JSON text). Each stage is its own
+    projection so every value is computed once and the checks read columns.
+    """
+    r = _Rules(zone)
+    for i, f in enumerate(FIELDS, 1):
+        r.add(f, i)
+    pos = {f.name: i for i, f in enumerate(FIELDS, 1)}
+    k, tm = pos["kind"], pos["time"]
+    checks: list[tuple[str, str, str]] = [
+        ("NOT _valid", "invalid_json", "'line is not valid JSON'"),
+        ("NOT _is_object", "not_an_object", "'a record must be a JSON object'"),
+    ]
+    checks += [c for c in r.checks if c[1] == "wrong_type"]
+    checks += [
+        (f"_t{k} IS NULL OR _t{k} = 'NULL'", "missing_field", "'kind is required'"),
+        (f"_t{tm} IS NULL OR _t{tm} = 'NULL'", "missing_field", "'time is required'"),
+        (f"NOT (\"kind\" IN {_in(KINDS)})", "unknown_kind",
+         f"'kind ' || \"kind\" || ' is not one of {', '.join(sorted(KINDS))}'"),
+    ]
+    checks += [c for c in r.checks if c[1] != "wrong_type"]
+    for name, allowed in _ENUMS.items():
+        checks.append((f"\"{name}\" IS NOT NULL AND \"{name}\" NOT IN {_in(allowed)}", "bad_value",
+                       f"'{name} ' || \"{name}\" || ' is not one of {', '.join(sorted(allowed))}'"))
+    checks.append(("\"src_country\" IS NOT NULL AND NOT regexp_full_match(\"src_country\", '[A-Z]{2}')",
+                   "bad_value", "'src_country ' || \"src_country\" || ' is not an ISO 3166 alpha-2 code'"))
+    reason = "CASE " + " ".join(f"WHEN {c} THEN '{rs}'" for c, rs, _ in checks) + " END"
+    detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in checks) + " END"
+    n = len(FIELDS)
+    vs = ", ".join(f"_v[{i}] AS _v{i}" for i in range(1, n + 1))
+    ts = ", ".join(f"{_type_of(f'_v{i}')} AS _t{i}" for i in range(1, n + 1))
+    cols = ", ".join(f'{val} AS "{f.name}"' for f, val in zip(FIELDS, r.values))
+    extra = (f"CASE WHEN _keys IS NOT NULL AND len(list_filter(_keys, lambda key: NOT list_contains({_KNOWN}, key))) > 0 "
+             f"THEN json_merge_patch(line, {_REMOVE_KNOWN})::VARCHAR END AS _extra")
+    sql = f"""
+CREATE OR REPLACE TEMP TABLE _checked AS
+WITH p AS (
+  SELECT _src, _pos, line, json_valid(line) AS _valid, left(ltrim(line), 1) = '{{' AS _is_object
+  FROM {lines} WHERE trim(line) <> ''
+), x AS (
+  SELECT *, CASE WHEN _valid AND _is_object THEN json_extract(line, {_PATHS}) END AS _v,
+         CASE WHEN _valid AND _is_object THEN json_keys(line) END AS _keys
+  FROM p
+), xv AS (SELECT * EXCLUDE (_v), {vs} FROM x),
+xt AS (SELECT *, {ts} FROM xv),
+xc AS (SELECT *, {cols}, {extra} FROM xt)
+SELECT *, {reason} AS _reason FROM xc"""
+    return sql, detail, ", ".join(f'"{f.name}"' for f in FIELDS)
 
 
-def _as_strlist(value: Any, name: str) -> list[str]:
-    if not isinstance(value, (list, tuple)):
-        raise Rejected("wrong_type", f"{name} must be a list of strings, got {type(value).__name__}")
-    out = []
-    for v in value:
-        if isinstance(v, str):
-            out.append(v)
-        elif isinstance(v, int) and not isinstance(v, bool):
-            out.append(str(v))  # numeric ids are common in JSON logs; they mean the same id
-        else:
-            raise Rejected("wrong_type", f"{name} must hold strings, found {type(v).__name__} {v!r}")
-    return out
-
-
-def _as_fieldmap(value: Any, name: str) -> dict[str, list[str]]:
-    if isinstance(value, list):  # Arrow map columns arrive as a list of (key, value) pairs
-        try:
-            value = dict(value)
-        except (TypeError, ValueError) as e:
-            raise Rejected("wrong_type", f"{name} must be an object of lists") from e
-    if not isinstance(value, dict):
-        raise Rejected("wrong_type", f"{name} must be an object mapping subject id to a list of fields")
-    return {str(k): _as_strlist(v, f"{name}.{k}") for k, v in value.items()}
-
-
-class Normalizer:
-    """Turns raw records (dicts) into row tuples in `FIELDS` order, or raises `Rejected`."""
-
-    def __init__(self, source_tz: tzinfo | None = None) -> None:
-        self.source_tz = source_tz
-
-    def normalize(self, raw: Any) -> list[Any]:
-        if not isinstance(raw, dict):
-            raise Rejected("not_an_object", f"a record must be a JSON object, got {type(raw).__name__}")
-        row: list[Any] = [None] * len(FIELDS)
-        extra: dict[str, Any] = {}
-        for key, value in raw.items():
-            f = FIELD_BY_NAME.get(key)
-            if f is None:
-                # Unknown top-level keys are kept under attributes rather than lost.
-                extra[key] = value
-                continue
-            if value is None:
-                continue
-            row[_POS[key]] = self._convert(f.kind, key, value)
-        kind = row[_KIND_POS]
-        if kind is None:
-            raise Rejected("missing_field", "'kind' is required")
-        if kind not in KINDS:
-            raise Rejected("unknown_kind", f"kind {kind!r} is not one of {sorted(KINDS)}")
-        if row[1] is None:
-            raise Rejected("missing_field", "'time' is required")
-        for name, allowed in _ENUMS.items():
-            v = row[_POS[name]]
-            if v is not None and v not in allowed:
-                raise Rejected("bad_value", f"{name} {v!r} is not one of {sorted(allowed)}")
-        ci = _POS["src_country"]
-        if row[ci] is not None:
-            row[ci] = row[ci].upper()
-            if not _COUNTRY.fullmatch(row[ci]):
-                raise Rejected("bad_value", f"src_country {raw.get('src_country')!r} is not an ISO 3166 alpha-2 code")
-        if kind == "access" and row[_POS["action"]] is None:
-            row[_POS["action"]] = "read"
-        ai = _POS["attributes"]
-        if extra:
-            attrs = dict(extra)
-            if row[ai] is not None:
-                attrs.update(orjson.loads(row[ai]))
-            row[ai] = orjson.dumps(attrs, option=orjson.OPT_SORT_KEYS, default=str).decode()
-        if row[0] is None:
-            row[0] = derive_event_id(row)
-        return row
-
-    def _convert(self, kind: str, name: str, value: Any) -> Any:
-        if kind == "str":
-            if name == "src_asn" and isinstance(value, int) and not isinstance(value, bool):
-                return f"AS{value}"
-            return _as_str(value, name)
-        if kind == "time":
-            return parse_time(value, name, self.source_tz)
-        if kind == "int":
-            return _as_int(value, name)
-        if kind == "strlist":
-            return _as_strlist(value, name)
-        if kind == "fieldmap":
-            return _as_fieldmap(value, name)
-        if kind == "attrs":
-            if isinstance(value, str):  # already JSON text (CSV, Parquet)
-                try:
-                    value = orjson.loads(value)
-                except orjson.JSONDecodeError as e:
-                    raise Rejected("wrong_type", f"attributes is not valid JSON text: {e}") from e
-            if not isinstance(value, dict):
-                raise Rejected("wrong_type", f"attributes must be an object, got {type(value).__name__}")
-            return orjson.dumps(value, option=orjson.OPT_SORT_KEYS, default=str).decode()
-        raise AssertionError(kind)
-
-
-def derive_event_id(row: list[Any]) -> str:
+def derived_id_sql() -> str:
     """A stable id for a record that came without one: a hash of its normalised content."""
-    body = orjson.dumps(row[1:], option=orjson.OPT_SORT_KEYS | orjson.OPT_NAIVE_UTC, default=str)
-    return "h-" + hashlib.sha256(body).hexdigest()[:32]
+    parts = ", ".join(f"'{f.name}': \"{f.name}\"" + ("::VARCHAR" if f.kind == "attrs" else "")
+                      for f in FIELDS if f.name != "event_id")
+    return f"'h-' || substr(sha256(to_json({{{parts}}})::VARCHAR), 1, 32)"
+
+
+def run_normalize(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, lines: str = "_lines") -> None:
+    """Create `_valid_rows` (Contract 1 columns + _src, _pos) and `_bad_rows` (quarantine rows) from `lines`."""
+    sql, detail, cols = _cached_sql(zone, lines)
+    con.execute(sql)
+    attrs_merge = ("CASE WHEN _extra IS NULL THEN \"attributes\" "
+                   "ELSE json_merge_patch(_extra, coalesce(\"attributes\", '{}'))::VARCHAR END")
+    select_cols = cols.replace('"attributes"', f'{attrs_merge} AS "attributes"')
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _valid_rows AS
+        SELECT * REPLACE (coalesce("event_id", {derived_id_sql()}) AS "event_id") FROM (
+            SELECT {select_cols}, _src, _pos FROM _checked WHERE _reason IS NULL)""")
+    # The detail (a sentence naming the field) is built for rejected rows only.
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _bad_rows AS
+        SELECT substr(sha256(_src || '|' || _pos || '|' || line), 1, 32) AS quarantine_id, _src AS source,
+               _pos AS position, _reason AS reason, {detail} AS detail, rtrim(line, chr(10) || chr(13)) AS raw,
+               CASE WHEN _valid AND _is_object THEN line->>'$.event_id' END AS event_id
+        FROM _checked WHERE _reason IS NOT NULL""")
+
+
+_SQL_CACHE: dict[tuple, tuple[str, str, str]] = {}
+
+
+def _cached_sql(zone: SourceZone | None, lines: str) -> tuple[str, str, str]:
+    key = (zone, lines)
+    if key not in _SQL_CACHE:
+        _SQL_CACHE[key] = normalize_sql(zone, lines)
+    return _SQL_CACHE[key]

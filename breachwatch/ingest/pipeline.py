@@ -13,26 +13,24 @@ import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone, tzinfo
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import duckdb
-import orjson
 import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
-from breachwatch.contract.event import ARROW_SCHEMA, FIELDS
-from breachwatch.ingest.enrich import CatalogEnricher
-from breachwatch.ingest.normalize import Normalizer, Rejected
-from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, CountingReader, TruncatedInput, detect_format,
-                                        read_source)
+from breachwatch.ingest.enrich import enrich_batch
+from breachwatch.ingest.normalize import SourceZone, run_normalize
+from breachwatch.ingest.readers import DEFAULT_MAX_LINE, Chunk, chunk_records, detect_format, read_source
 from breachwatch.store.chain import QUARANTINE_SCHEMA, ChainWriter
+from breachwatch.store.db import arrow_views
 
-DEFAULT_BATCH = 100_000
-_STAGE_SCHEMA = ARROW_SCHEMA.append(pa.field("_src", pa.string())).append(pa.field("_pos", pa.int64()))
+DEFAULT_BATCH = 200_000
+_LINES_SCHEMA = pa.schema([("_src", pa.string()), ("_pos", pa.int64()), ("line", pa.large_string())])
 
 
 @dataclass
@@ -102,113 +100,111 @@ def expand_paths(paths: Iterable[str], fmt: str | None = None) -> tuple[list[Sou
     return sources, skipped
 
 
-def _qid(source: str, pos: int, raw: str) -> str:
-    return hashlib.sha256(f"{source}|{pos}|{raw}".encode("utf-8", "backslashreplace")).hexdigest()[:32]
-
-
 class Ingestor:
-    """Accumulates normalised rows and rejects, and commits them batch by batch."""
+    """Accumulates chunks of JSON text and commits them batch by batch."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, db_path: str, *, catalog: Catalog | None = None,
-                 source_tz: tzinfo | None = None, batch_size: int = DEFAULT_BATCH,
+                 source_tz: SourceZone | None = None, batch_size: int = DEFAULT_BATCH,
                  anchor_path: str | None = None,
                  on_batch: Callable[[IngestSummary], None] | None = None) -> None:
         self.con = con
+        con.execute("SET TimeZone = 'UTC'")  # timestamps are stored as UTC instants
         self.writer = ChainWriter(con, db_path, anchor_path)
-        self.normalizer = Normalizer(source_tz)
-        self.enricher = CatalogEnricher(catalog) if catalog else None
+        self.catalog = catalog
+        self.zone = source_tz
         self.batch_size = batch_size
         self.summary = IngestSummary()
         self.on_batch = on_batch
         self.run_id = uuid.uuid4().hex[:12]
-        self._cols: list[list[Any]] = [[] for _ in range(len(FIELDS) + 2)]
-        self._rejects: list[tuple] = []
+        self._chunks: list[tuple[str, Chunk]] = []
         self._pending = 0
         self._source = ""
         self._last_pos = 0
 
-    def feed(self, source: str, fmt: str, items: Iterator[tuple[int, Any, Any]]) -> None:
+    def feed(self, source: str, fmt: str, chunks: Iterable[Chunk],
+             progress: Callable[[int], None] | None = None) -> None:
         self.summary.sources += 1
         self._source = source
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         self.con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, status) "
                          "VALUES (?, ?, ?, ?, 'running')", [self.run_id, source, fmt, now])
         status = "complete"
-        try:
-            for pos, raw, rec in items:
-                self._last_pos = pos
-                self._take(source, pos, raw, rec)
-        except TruncatedInput as t:
-            pos = t.position + 1
-            self._reject(source, pos, "", Rejected("truncated_input",
-                         f"input ends early or is damaged after line {t.position}: {t.detail}"))
-            status = "truncated"
+        for chunk in chunks:
+            self._last_pos = chunk.last_position
+            if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
+                status = "truncated"
+            for piece in self._pieces(chunk):
+                self._chunks.append((source, piece))
+                self._pending += len(piece)
+                if self._pending >= self.batch_size:
+                    self.flush()
+            if progress:
+                progress(chunk.bytes_read)
         self.flush()
         self.con.execute("UPDATE ingest_log SET finished_at = ?, status = ?, records = ? "
                          "WHERE run_id = ? AND source = ?",
                          [datetime.now(timezone.utc).replace(tzinfo=None), status, self._last_pos,
                           self.run_id, source])
 
-    def _take(self, source: str, pos: int, raw: Any, rec: Any) -> None:
-        self.summary.records += 1
-        if isinstance(rec, Rejected):
-            self._reject(source, pos, raw, rec)
-            return
-        try:
-            row = self.normalizer.normalize(rec)
-        except Rejected as r:
-            self._reject(source, pos, raw, r, rec)
-            return
-        if self.enricher:
-            self.enricher.apply(row)
-        cols = self._cols
-        for i, v in enumerate(row):
-            cols[i].append(v)
-        cols[-2].append(source)
-        cols[-1].append(pos)
-        self._pending += 1
-        if self._pending >= self.batch_size:
-            self.flush()
-
-    def _reject(self, source: str, pos: int, raw: Any, r: Rejected, rec: Any = None) -> None:
-        if raw is None:
-            raw = orjson.dumps(rec, default=str).decode()
-        eid = rec.get("event_id") if isinstance(rec, dict) and isinstance(rec.get("event_id"), str) else None
-        self._rejects.append((_qid(source, pos, raw), source, pos, r.reason, r.detail, raw, eid))
-        self._pending += 1
-        if self._pending >= self.batch_size:
-            self.flush()
+    def _pieces(self, chunk: Chunk) -> Iterable[Chunk]:
+        """Cut a reader's chunk so no batch exceeds `batch_size` (readers cut by bytes, not rows)."""
+        start, n = 0, len(chunk.lines)
+        rejects = chunk.rejects
+        while True:
+            room = max(1, self.batch_size - self._pending)
+            take = min(room, n - start)
+            yield Chunk(chunk.lines.slice(start, take), chunk.positions.slice(start, take), rejects,
+                        chunk.last_position if start + take >= n else int(chunk.positions[start + take].as_py()) - 1,
+                        chunk.bytes_read)
+            rejects = []
+            start += take
+            if start >= n:
+                return
 
     def flush(self) -> None:
         if not self._pending:
             return
-        events = pa.Table.from_arrays([pa.array(c, type=f.type) for c, f in zip(self._cols, _STAGE_SCHEMA)],
-                                      schema=_STAGE_SCHEMA)
-        rejects = pa.Table.from_arrays([pa.array(list(c), type=f.type) for c, f in
-                                        zip(zip(*self._rejects), QUARANTINE_SCHEMA)] if self._rejects else
-                                       [pa.array([], type=f.type) for f in QUARANTINE_SCHEMA],
-                                       schema=QUARANTINE_SCHEMA)
-        res = self.writer.commit(events, rejects, self._source, (self.run_id, self._source, self._last_pos))
+        con = self.con
+        lines = pa.Table.from_batches([
+            pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
+                                       schema=_LINES_SCHEMA)
+            for src, c in self._chunks if len(c.lines)], schema=_LINES_SCHEMA)
+        early = [(src, pos, raw, r) for src, c in self._chunks for pos, raw, r in c.rejects]
+        rejects = pa.Table.from_pydict({
+            "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
+            "source": [e[0] for e in early], "position": [e[1] for e in early],
+            "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
+            "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
+        with arrow_views(con, _lines_in=lines, _early_rejects=rejects):
+            run_normalize(con, self.zone, "_lines_in")
+            if self.catalog:
+                self.summary.uncatalogued += enrich_batch(con, self.catalog, "_valid_rows")
+            con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
+            records = len(lines) + len(early)
+            res = self.writer.commit("_valid_rows", "_bad_rows", self._source,
+                                     (self.run_id, self._source, self._last_pos))
         s = self.summary
+        blank = records - con.execute("SELECT (SELECT count(*) FROM _valid_rows) + "
+                                      "(SELECT count(*) FROM _bad_rows)").fetchall()[0][0]
+        s.records += records - blank
         s.loaded += res.loaded
         # A bad line already quarantined by an earlier run of the same input is a duplicate too.
-        s.duplicates += res.duplicates + len(self._rejects) - (res.quarantined - res.conflicts)
-        # Counted from what this batch really added: a reject already quarantined by an
-        # earlier run of the same file is not counted again.
+        s.duplicates += res.duplicates + res.requarantined
         s.quarantined.update(res.reasons)
         if res.seq is not None:
             s.batches += 1
-        if self.enricher:
-            s.uncatalogued = self.enricher.uncatalogued
-        self._cols = [[] for _ in range(len(FIELDS) + 2)]
-        self._rejects = []
+        self._chunks = []
         self._pending = 0
         if self.on_batch:
             self.on_batch(s)
 
 
+def _qid(source: str, pos: int, raw: str) -> str:
+    return hashlib.sha256(f"{source}|{pos}|{raw}".encode("utf-8", "backslashreplace")).hexdigest()[:32]
+
+
 def ingest_sources(con: duckdb.DuckDBPyConnection, db_path: str, sources: list[Source], *,
-                   catalog: Catalog | None = None, source_tz: tzinfo | None = None,
+                   catalog: Catalog | None = None, source_tz: SourceZone | None = None,
                    batch_size: int = DEFAULT_BATCH, max_line: int = DEFAULT_MAX_LINE,
                    anchor_path: str | None = None,
                    progress: Callable[[str, int, int | None], None] | None = None,
@@ -216,21 +212,9 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, db_path: str, sources: list[S
     ing = Ingestor(con, db_path, catalog=catalog, source_tz=source_tz, batch_size=batch_size,
                    anchor_path=anchor_path, on_batch=on_batch)
     for src in sources:
-        counter = CountingReader(None) if progress else None  # type: ignore[arg-type]
-        items = read_source(src.path, src.fmt, src.stream, max_line, counter)
-        if progress and counter is not None:
-            items = _reporting(items, counter, src, progress)
-        ing.feed(src.name, src.fmt, items)
+        report = (lambda n, s=src: progress(s.name, n, s.size)) if progress else None
+        ing.feed(src.name, src.fmt, read_source(src.path, src.fmt, src.stream, max_line), report)
     return ing.summary
-
-
-def _reporting(items: Iterator, counter: CountingReader, src: Source,
-               progress: Callable[[str, int, int | None], None]) -> Iterator:
-    for n, item in enumerate(items):
-        if n % 20_000 == 0:
-            progress(src.name, counter.count, src.size)
-        yield item
-    progress(src.name, counter.count, src.size)
 
 
 def ingest_paths(con: duckdb.DuckDBPyConnection, db_path: str, paths: Iterable[str], *, fmt: str | None = None,
@@ -246,7 +230,7 @@ def ingest_records(con: duckdb.DuckDBPyConnection, records: Iterable[dict], sour
     """Ingest in-memory records (dicts in Contract 1 form), e.g. from the simulator or an HTTP body."""
     path = db_path or _db_file(con)
     ing = Ingestor(con, path, **kwargs)
-    ing.feed(source, "records", ((i, None, r) for i, r in enumerate(records, 1)))
+    ing.feed(source, "records", chunk_records((i, None, r) for i, r in enumerate(records, 1)))
     return ing.summary
 
 

@@ -1,36 +1,51 @@
 """Readers: NDJSON, CSV and Parquet, gzip or not, from files or streams.
 
-Each reader yields `(position, raw, record)` where position is the 1-based line
-(NDJSON, CSV) or row (Parquet), raw is the source text (None when it can be
-rebuilt from the record) and record is a dict or a `Rejected` saying why the
-input could not even be read as a record. Reading is streamed so memory stays
-bounded for any file size.
+Each reader turns its input into `Chunk`s: a column of JSON text (one record
+per row) with the line or row number of each, plus the input that could not
+even be read as a record (invalid UTF-8, an oversized line, a broken CSV row).
+Validation then happens once, in SQL, for every format (normalize.py).
+Reading is streamed in blocks, so memory is bounded by the block, not the file.
 """
 from __future__ import annotations
 
 import csv
-import gzip
 import io
 import os
 import shutil
 import tempfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+import numpy as np
 import orjson
+import pyarrow as pa
 
 from breachwatch.contract.event import FIELD_BY_NAME
 from breachwatch.ingest.normalize import Rejected
+from breachwatch.store.db import arrow_views
 
 DEFAULT_MAX_LINE = 1 << 20  # 1 MiB: longer lines are quarantined, never read whole into memory
 RAW_KEEP = 4096  # how much of an oversized line is kept as evidence
+BLOCK = 8 << 20  # bytes read per block of NDJSON
+ROWS_PER_CHUNK = 50_000  # records per chunk for CSV, Parquet and in-memory records
 FORMATS = ("ndjson", "csv", "parquet")
 _SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv": "csv",
              ".parquet": "parquet", ".pq": "parquet"}
 
-Item = tuple[int, Any, Any]
+
+@dataclass
+class Chunk:
+    lines: pa.Array  # string: JSON text of one record per row
+    positions: pa.Array  # int64: 1-based line or row number of each
+    rejects: list[tuple[int, str, Rejected]] = field(default_factory=list)  # (position, raw, why)
+    last_position: int = 0
+    bytes_read: int = 0  # of the underlying (possibly compressed) input, for progress
+
+    def __len__(self) -> int:
+        return len(self.lines) + len(self.rejects)
 
 
 def detect_format(name: str) -> str | None:
@@ -40,8 +55,56 @@ def detect_format(name: str) -> str | None:
     return _SUFFIXES.get(os.path.splitext(p)[1])
 
 
-class CountingReader(io.RawIOBase):
-    """Counts bytes read from the underlying (possibly compressed) file, for progress bars."""
+class GzipStream(io.RawIOBase):
+    """Streaming gzip decompression that hands out every byte it could decompress.
+
+    The standard GzipFile drops the data decompressed in the read that meets a
+    truncated end; here the input simply ends where the damage starts, every
+    line before it is still ingested, and `damage` says what went wrong so the
+    reader can quarantine it. Concatenated members are read too.
+    """
+
+    def __init__(self, src: BinaryIO) -> None:
+        self.src = src
+        self.d = zlib.decompressobj(wbits=31)
+        self.pending = memoryview(b"")
+        self.done = False
+        self.damage: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while not self.pending and not self.done:
+            chunk = self.src.read(1 << 18)
+            if not chunk:
+                self.pending = memoryview(self.d.flush())
+                self.done = True
+                if not self.d.eof:
+                    self.damage = "compressed stream ended before its end marker"
+                break
+            try:
+                out = self.d.decompress(chunk)
+                while self.d.eof and self.d.unused_data:
+                    rest = self.d.unused_data
+                    self.d = zlib.decompressobj(wbits=31)
+                    out += self.d.decompress(rest)
+            except zlib.error as e:
+                self.done, self.damage, out = True, f"damaged gzip data: {e}", b""
+            self.pending = memoryview(out)
+        n = min(len(b), len(self.pending))
+        b[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+
+def damage_of(stream: io.BufferedReader) -> str | None:
+    raw = getattr(stream, "raw", None)
+    return raw.damage if isinstance(raw, GzipStream) else None
+
+
+class _Counted(io.RawIOBase):
+    """Counts bytes read from the underlying file, for progress bars."""
 
     def __init__(self, raw: BinaryIO) -> None:
         self.raw = raw
@@ -51,54 +114,8 @@ class CountingReader(io.RawIOBase):
         return True
 
     def readinto(self, b: Any) -> int:
-        n = self.raw.readinto(b)  # type: ignore[attr-defined]
-        self.count += n or 0
-        return n or 0
-
-
-class GzipStream(io.RawIOBase):
-    """Streaming gzip decompression that hands out every byte it could decompress.
-
-    The standard GzipFile drops the data decompressed in the read that meets a
-    truncated end; here the lines before the damage are still ingested, and the
-    damage itself is reported (`TruncatedInput`). Concatenated members are read too.
-    """
-
-    def __init__(self, src: BinaryIO) -> None:
-        self.src = src
-        self.d = zlib.decompressobj(wbits=31)
-        self.pending = b""
-        self.done = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, b: Any) -> int:
-        while not self.pending and not self.done:
-            chunk = self.src.read(1 << 16)
-            if not chunk:
-                self.pending = self.d.flush()
-                self.done = True
-                if not self.d.eof:
-                    self._truncated = True
-                break
-            try:
-                out = self.d.decompress(chunk)
-            except zlib.error as e:
-                raise TruncatedInput(-1, f"damaged gzip data: {e}") from e
-            while self.d.eof and self.d.unused_data:
-                rest = self.d.unused_data
-                self.d = zlib.decompressobj(wbits=31)
-                out += self.d.decompress(rest)
-            self.pending = out
-        if not self.pending:
-            if getattr(self, "_truncated", False):
-                self._truncated = False
-                raise TruncatedInput(-1, "compressed stream ended before its end marker")
-            return 0
-        n = min(len(b), len(self.pending))
-        b[:n] = self.pending[:n]
-        self.pending = self.pending[n:]
+        n = self.raw.readinto(b) or 0  # type: ignore[attr-defined]
+        self.count += n
         return n
 
 
@@ -110,62 +127,87 @@ def open_binary(stream: BinaryIO) -> io.BufferedReader:
     return buf
 
 
-def _lines(stream: io.BufferedReader, max_line: int) -> Iterator[tuple[int, bytes | None, bytes]]:
-    """Yield (line number, line without newline or None if oversized, evidence bytes)."""
-    pos = 0
-    while True:
-        try:
-            line = stream.readline(max_line + 1)
-        except TruncatedInput as t:
-            raise TruncatedInput(pos, t.detail) from t
-        except (EOFError, OSError) as e:
-            raise TruncatedInput(pos, str(e)) from e
-        if not line:
-            return
-        pos += 1
-        if len(line) > max_line and not line.endswith(b"\n"):
-            head = line[:RAW_KEEP]
-            while True:  # skip the rest of the line in bounded chunks
-                chunk = stream.readline(1 << 20)
-                if not chunk or chunk.endswith(b"\n"):
-                    break
-            yield pos, None, head
-            continue
-        yield pos, line.rstrip(b"\r\n"), line
-
-
-class TruncatedInput(Exception):
-    """The stream ended early or its compression is damaged after `position` lines."""
-
-    def __init__(self, position: int, detail: str) -> None:
-        super().__init__(detail)
-        self.position = position
-        self.detail = detail
-
-
-def _decode(line: bytes) -> tuple[str, Rejected | None]:
+def _split_block(data: bytes, first_pos: int, max_line: int) -> Chunk:
+    """Cut a block of whole lines into a string column without making a Python object per line."""
+    buf = np.frombuffer(data, dtype=np.uint8)
+    ends = np.flatnonzero(buf == 10) + 1
+    offsets = np.concatenate(([0], ends)).astype(np.int64)
+    n = len(ends)
+    positions = np.arange(first_pos, first_pos + n, dtype=np.int64)
+    lengths = np.diff(offsets)
+    rejects: list[tuple[int, str, Rejected]] = []
+    keep = lengths <= max_line + 1
+    arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(data))
     try:
-        return line.decode("utf-8"), None
-    except UnicodeDecodeError as e:
-        return line.decode("utf-8", "backslashreplace"), Rejected("invalid_utf8", f"byte {e.start}: {e.reason}")
+        arr.validate(full=True)
+    except pa.ArrowInvalid:
+        keep = keep.copy()
+        for i in range(n):  # rare: find the lines that are not UTF-8
+            line = data[offsets[i]:offsets[i + 1]]
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                keep[i] = False
+                if lengths[i] <= max_line + 1:
+                    rejects.append((int(positions[i]), line.rstrip(b"\r\n").decode("utf-8", "backslashreplace"),
+                                    Rejected("invalid_utf8", f"byte {e.start}: {e.reason}")))
+        arr = pa.array([data[offsets[i]:offsets[i + 1]].decode("utf-8", "replace") if keep[i] else ""
+                        for i in range(n)], pa.large_string())
+    for i in np.flatnonzero(lengths > max_line + 1):
+        rejects.append((int(positions[i]), data[offsets[i]:offsets[i] + RAW_KEEP].decode("utf-8", "backslashreplace"),
+                        Rejected("oversized_line", f"line is longer than {max_line} bytes; first {RAW_KEEP} kept")))
+    if not keep.all():
+        mask = pa.array(keep)
+        arr, positions = arr.filter(mask), positions[keep]
+    return Chunk(arr, pa.array(positions), sorted(rejects, key=lambda r: r[0]), first_pos + n - 1)
 
 
-def read_ndjson(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Iterator[Item]:
-    for pos, line, evidence in _lines(stream, max_line):
-        if line is None:
-            yield pos, evidence.decode("utf-8", "backslashreplace"), Rejected(
-                "oversized_line", f"line is longer than {max_line} bytes; first {RAW_KEEP} kept")
-            continue
-        if not line.strip():
-            continue
-        text, bad = _decode(line)
-        if bad:
-            yield pos, text, bad
-            continue
-        try:
-            yield pos, text, orjson.loads(line)
-        except orjson.JSONDecodeError as e:
-            yield pos, text, Rejected("invalid_json", str(e))
+def read_ndjson(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE,
+                counted: _Counted | None = None) -> Iterator[Chunk]:
+    pos = 1  # number of the next line
+    carry = b""
+    skipping: tuple[int, bytes] | None = None  # an oversized line being skipped: (its number, evidence)
+    while True:
+        data = stream.read(BLOCK)
+        if not data:
+            break
+        if skipping is not None:
+            nl = data.find(b"\n")
+            if nl < 0:
+                continue
+            data = data[nl + 1:]
+            yield Chunk(pa.array([], pa.large_string()), pa.array([], pa.int64()),
+                        [(skipping[0], skipping[1].decode("utf-8", "backslashreplace"),
+                          Rejected("oversized_line", f"line is longer than {max_line} bytes; first {RAW_KEEP} kept"))],
+                        skipping[0], counted.count if counted else 0)
+            pos = skipping[0] + 1
+            skipping = None
+        data = carry + data
+        cut = data.rfind(b"\n") + 1
+        whole, carry = data[:cut], data[cut:]
+        if whole:
+            chunk = _split_block(whole, pos, max_line)
+            pos = chunk.last_position + 1
+            chunk.bytes_read = counted.count if counted else 0
+            yield chunk
+        if len(carry) > max_line:
+            skipping, carry = (pos, carry[:RAW_KEEP]), b""
+    damage = damage_of(stream)
+    if damage:
+        # The last, cut-off line is evidence of where the input broke, not a record.
+        yield Chunk(pa.array([], pa.large_string()), pa.array([], pa.int64()),
+                    [(pos, carry[:RAW_KEEP].decode("utf-8", "backslashreplace"),
+                      Rejected("truncated_input", f"input ends early or is damaged at line {pos}: {damage}"))],
+                    pos, counted.count if counted else 0)
+    elif skipping is not None:
+        yield Chunk(pa.array([], pa.large_string()), pa.array([], pa.int64()),
+                    [(skipping[0], skipping[1].decode("utf-8", "backslashreplace"),
+                      Rejected("oversized_line", f"line is longer than {max_line} bytes; first {RAW_KEEP} kept"))],
+                    skipping[0], counted.count if counted else 0)
+    elif carry:
+        chunk = _split_block(carry + b"\n", pos, max_line)
+        chunk.bytes_read = counted.count if counted else 0
+        yield chunk
 
 
 def _csv_value(name: str, text: str) -> Any:
@@ -188,20 +230,33 @@ def _csv_value(name: str, text: str) -> Any:
         raise Rejected("wrong_type", f"{name} must be JSON text: {e}") from None
 
 
-def read_csv(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Iterator[Item]:
-    state: dict[str, Any] = {"raw": [], "bad": None, "oversized": None, "start": 0}
+def _csv_rows(stream: io.BufferedReader, max_line: int) -> Iterator[tuple[int, str, Any]]:
+    """(line number, raw text, dict or Rejected) per CSV data row; quoted newlines are kept together."""
+    state: dict[str, Any] = {"raw": [], "bad": None, "oversized": None, "start": 0, "pos": 0}
 
     def feed() -> Iterator[str]:
-        for pos, line, evidence in _lines(stream, max_line):
+        while True:
+            line = stream.readline(max_line + 1)
+            if not line:
+                return
+            state["pos"] += 1
             if not state["raw"]:
-                state["start"] = pos
-            if line is None:
-                state["oversized"] = evidence.decode("utf-8", "backslashreplace")
+                state["start"] = state["pos"]
+            if len(line) > max_line and not line.endswith(b"\n"):
+                while True:  # skip the rest of the line in bounded chunks
+                    more = stream.readline(1 << 20)
+                    if not more or more.endswith(b"\n"):
+                        break
+                state["oversized"] = line[:RAW_KEEP].decode("utf-8", "backslashreplace")
                 state["raw"].append(state["oversized"])
-                yield ""
+                yield "\n"
                 continue
-            text, bad = _decode(line)
-            state["bad"] = state["bad"] or bad
+            line = line.rstrip(b"\r\n")
+            try:
+                text = line.decode("utf-8")
+            except UnicodeDecodeError as e:
+                text = line.decode("utf-8", "backslashreplace")
+                state["bad"] = state["bad"] or Rejected("invalid_utf8", f"byte {e.start}: {e.reason}")
             state["raw"].append(text)
             yield text + "\n"
 
@@ -209,13 +264,12 @@ def read_csv(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Ite
     header: list[str] | None = None
     while True:
         try:
-            cells = next(rows)
+            cells: list[str] | None = next(rows)
+            err = None
         except StopIteration:
             return
         except csv.Error as e:
             cells, err = None, str(e)
-        else:
-            err = None
         raw = "\n".join(state["raw"])
         pos, bad, oversized = state["start"], state["bad"], state["oversized"]
         state.update(raw=[], bad=None, oversized=None)
@@ -233,7 +287,7 @@ def read_csv(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Ite
             continue
         elif len(cells) != len(header):
             yield pos, raw, Rejected("missing_columns" if len(cells) < len(header) else "extra_columns",
-                                     f"row has {len(cells)} cells, header has {len(header)}")
+                                     f"row has {len(cells)} cells, the header has {len(header)}")
         else:
             try:
                 yield pos, raw, {h: _csv_value(h, c) for h, c in zip(header, cells)}
@@ -241,57 +295,98 @@ def read_csv(stream: io.BufferedReader, max_line: int = DEFAULT_MAX_LINE) -> Ite
                 yield pos, raw, r
 
 
-def read_parquet(path: str, batch_rows: int = 65_536) -> Iterator[Item]:
+def chunk_records(items: Iterable[tuple[int, str | None, Any]], counted: _Counted | None = None,
+                  rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
+    """Group (position, raw, record or Rejected) into chunks of JSON text."""
+    texts: list[str] = []
+    positions: list[int] = []
+    rejects: list[tuple[int, str, Rejected]] = []
+    last = 0
+    for pos, raw, rec in items:
+        last = pos
+        if isinstance(rec, Rejected):
+            rejects.append((pos, raw or "", rec))
+        else:
+            texts.append(orjson.dumps(rec, option=orjson.OPT_NAIVE_UTC, default=str).decode())
+            positions.append(pos)
+        if len(texts) + len(rejects) >= rows:
+            yield Chunk(pa.array(texts, pa.large_string()), pa.array(positions, pa.int64()), rejects, last,
+                        counted.count if counted else 0)
+            texts, positions, rejects = [], [], []
+    if texts or rejects:
+        yield Chunk(pa.array(texts, pa.large_string()), pa.array(positions, pa.int64()), rejects, last,
+                    counted.count if counted else 0)
+
+
+def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
+    """Parquet rows become JSON text by DuckDB, vectorised; timestamps are written as UTC instants."""
+    import duckdb
     import pyarrow.parquet as pq
 
     pf = pq.ParquetFile(path)
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
     pos = 0
-    for batch in pf.iter_batches(batch_size=batch_rows):
-        for rec in batch.to_pylist():
-            pos += 1
-            yield pos, None, rec
+    for batch in pf.iter_batches(batch_size=rows):
+        exprs = []
+        for f in batch.schema:
+            col = '"' + f.name.replace('"', '""') + '"'
+            if pa.types.is_timestamp(f.type):
+                # A zone-less Parquet timestamp is an instant in UTC by convention.
+                exprs.append(f"'{f.name}': strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')")
+            else:
+                exprs.append(f"'{f.name}': {col}")
+        with arrow_views(con, _pq=batch):
+            lines = con.sql(f"SELECT to_json({{{', '.join(exprs)}}})::VARCHAR AS line FROM _pq").to_arrow_table()
+        n = batch.num_rows
+        yield Chunk(lines.column(0).combine_chunks().cast(pa.large_string()),
+                    pa.array(np.arange(pos + 1, pos + n + 1, dtype=np.int64)), [], pos + n)
+        pos += n
+    con.close()
 
 
-def _decompressed_copy(path: Path) -> str:
-    """Parquet needs random access, so a gzipped Parquet file is unpacked to a temp file first."""
+def _decompressed_copy(src: BinaryIO) -> str:
+    """Parquet needs random access: a gzipped file or a stream is copied to a temp file first."""
     fd, tmp = tempfile.mkstemp(suffix=".parquet")
-    with os.fdopen(fd, "wb") as out, gzip.open(path, "rb") as src:
-        shutil.copyfileobj(src, out, 1 << 20)
+    with os.fdopen(fd, "wb") as out:
+        shutil.copyfileobj(open_binary(src), out, 1 << 20)  # type: ignore[arg-type]
     return tmp
 
 
 def read_source(path: Path | None, fmt: str, stream: BinaryIO | None = None,
-                max_line: int = DEFAULT_MAX_LINE, counter: CountingReader | None = None) -> Iterator[Item]:
+                max_line: int = DEFAULT_MAX_LINE) -> Iterator[Chunk]:
     """Read one file (or a byte stream when `path` is None) in the given format."""
     if fmt == "parquet":
-        if path is None:
-            fd, tmp = tempfile.mkstemp(suffix=".parquet")
-            with os.fdopen(fd, "wb") as out:
-                shutil.copyfileobj(open_binary(stream), out, 1 << 20)  # type: ignore[arg-type]
-            target, cleanup = tmp, True
-        elif str(path).lower().endswith(".gz"):
-            target, cleanup = _decompressed_copy(path), True
-        else:
-            target, cleanup = str(path), False
+        if path is not None and not str(path).lower().endswith(".gz"):
+            yield from read_parquet(str(path))
+            return
+        src = stream if stream is not None else open(path, "rb")  # type: ignore[arg-type]
+        tmp = _decompressed_copy(src)
         try:
-            yield from read_parquet(target)
+            yield from read_parquet(tmp)
         finally:
-            if cleanup:
-                os.unlink(target)
+            os.unlink(tmp)
+            if stream is None:
+                src.close()
         return
-    if stream is None:
-        assert path is not None
-        raw: BinaryIO = open(path, "rb")
-    else:
-        raw = stream
+    raw: BinaryIO = stream if stream is not None else open(path, "rb")  # type: ignore[arg-type]
     try:
-        src: BinaryIO = raw
-        if counter is not None:
-            counter.raw = raw
-            src = counter  # type: ignore[assignment]
-        buf = open_binary(src)
-        reader = read_ndjson if fmt == "ndjson" else read_csv
-        yield from reader(buf, max_line)
+        counted = _Counted(raw)
+        buf = open_binary(counted)  # type: ignore[arg-type]
+        if fmt == "ndjson":
+            yield from read_ndjson(buf, max_line, counted)
+        else:
+            yield from chunk_records(_csv_rows_guarded(buf, max_line), counted)
     finally:
         if stream is None:
             raw.close()
+
+
+def _csv_rows_guarded(buf: io.BufferedReader, max_line: int) -> Iterator[tuple[int, str, Any]]:
+    last = 0
+    for item in _csv_rows(buf, max_line):
+        last = item[0]
+        yield item
+    damage = damage_of(buf)
+    if damage:
+        yield last + 1, "", Rejected("truncated_input", f"input ends early or is damaged after line {last}: {damage}")

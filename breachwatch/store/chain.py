@@ -31,7 +31,7 @@ _COLS = ", ".join(f'"{n}"' for n in FIELD_NAMES)
 _S_COLS = ", ".join(f's."{n}"' for n in FIELD_NAMES)
 
 QUARANTINE_SCHEMA = pa.schema([("quarantine_id", pa.string()), ("source", pa.string()), ("position", pa.int64()),
-                               ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.string()),
+                               ("reason", pa.string()), ("detail", pa.string()), ("raw", pa.large_string()),
                                ("event_id", pa.string())])
 
 
@@ -54,6 +54,7 @@ class BatchResult:
     duplicates: int = 0
     conflicts: int = 0
     quarantined: int = 0
+    requarantined: int = 0  # rejects already in quarantine from an earlier run of the same input
     reasons: dict[str, int] = field(default_factory=dict)
     seq: int | None = None
 
@@ -95,45 +96,46 @@ class ChainWriter:
                                     "ORDER BY seq", [last_seq]).fetchall()
             self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
 
-    def commit(self, events: pa.Table, rejects: pa.Table, source: str,
+    def commit(self, staged: str, rejects: str, source: str,
                log_update: tuple[str, str, int] | None = None) -> BatchResult:
         """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
 
-        `events` has the Contract 1 columns plus `_src` and `_pos`; `rejects` has QUARANTINE_SCHEMA.
-        `log_update` is (run_id, source, last position) recorded in the ingest log in the same transaction.
+        `staged` names a table with the Contract 1 columns plus `_src` and `_pos`; `rejects` one with
+        the QUARANTINE_SCHEMA columns. `log_update` is (run_id, source, last position), recorded in
+        the ingest log in the same transaction.
         """
         con = self.con
         res = BatchResult()
         batch_id = self.batch_id + 1
-        con.register("_in_events", events)
-        con.register("_in_rejects", rejects)
         con.execute("BEGIN")
         try:
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE _staged AS
-                SELECT s.*, {_EVENT_HASH} AS _rh
-                FROM _in_events s""")
+            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT s.*, {_EVENT_HASH} AS _rh FROM {staged} s")
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _existing AS
                 SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id
                 FROM events e SEMI JOIN _staged s ON e.event_id = s.event_id""")
-            con.execute("""
+            # Repeats inside one batch are rare; only they need the (sorting) window function.
+            repeats = con.execute("SELECT count(*) FROM (SELECT event_id FROM _staged GROUP BY 1 "
+                                  "HAVING count(*) > 1)").fetchall()[0][0]
+            in_batch = ("SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM _staged "
+                        "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
+                        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
+                "SELECT *, 1 AS _rn, _rh AS _first_rh FROM _staged"
+            con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _classified AS
                 SELECT s.*,
                   CASE WHEN x.event_id IS NOT NULL THEN (CASE WHEN x._rh = s._rh THEN 'duplicate' ELSE 'conflict' END)
                        WHEN s._rn > 1 THEN (CASE WHEN s._rh = s._first_rh THEN 'duplicate' ELSE 'conflict' END)
                        ELSE 'new' END AS _status,
                   x.batch_id AS _prev_batch
-                FROM (SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh
-                      FROM _staged WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src
-                                                ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)) s
+                FROM ({in_batch}) s
                 LEFT JOIN _existing x ON x.event_id = s.event_id""")
             con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
                         "FROM _classified s WHERE _status = 'new' ORDER BY _src, _pos")
             con.execute(f"""
                 INSERT INTO quarantine
                 SELECT r.*, {batch_id} FROM (
-                    SELECT * FROM _in_rejects
+                    SELECT * FROM {rejects}
                     UNION ALL
                     SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
                            _src, _pos, 'conflict',
@@ -148,6 +150,8 @@ class ChainWriter:
             res.reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine WHERE batch_id = ? "
                                            "GROUP BY 1", [batch_id]).fetchall())
             res.quarantined = sum(res.reasons.values())
+            res.requarantined = (con.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]
+                                 - (res.quarantined - res.conflicts))
             if log_update:
                 run_id, src, pos = log_update
                 con.execute("UPDATE ingest_log SET last_position = ?, loaded = loaded + ?, "
@@ -156,7 +160,9 @@ class ChainWriter:
                             [pos, res.loaded, res.duplicates, res.quarantined, run_id, src])
             entry = None
             if res.loaded or res.quarantined:
-                digest = batch_digest(con, batch_id)
+                # The staged hashes are the stored rows' hashes (same SQL over the same values);
+                # verify recomputes them from the stored columns.
+                digest = batch_digest(con, batch_id, "SELECT _rh AS h FROM _classified WHERE _status = 'new'")
                 seq = self.seq + 1
                 head = link_head(self.head, seq, batch_id, "ingest", res.loaded, res.quarantined, digest)
                 now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -167,9 +173,6 @@ class ChainWriter:
         except BaseException:
             con.execute("ROLLBACK")
             raise
-        finally:
-            con.unregister("_in_events")
-            con.unregister("_in_rejects")
         if entry is not None:
             self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
             res.seq = entry.seq
@@ -179,11 +182,15 @@ class ChainWriter:
         return res
 
 
-def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int) -> str:
-    ev = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_EVENT_HASH} AS h FROM events "
-                     "WHERE batch_id = ?)", [batch_id]).fetchone()[0]
+def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | None = None) -> str:
+    """Digest of one batch's stored events and quarantine rows.
+
+    `event_hashes` may name a query giving the events' hashes already computed (column h).
+    """
+    hashes = event_hashes or f"SELECT {_EVENT_HASH} AS h FROM events WHERE batch_id = {int(batch_id)}"
+    ev = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM ({hashes})").fetchall()[0][0]
     q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
-                    "WHERE batch_id = ?)", [batch_id]).fetchone()[0]
+                    "WHERE batch_id = ?)", [batch_id]).fetchall()[0][0]
     return combine_digests(hashlib.sha256((ev or "").encode()).hexdigest(),
                            hashlib.sha256((q or "").encode()).hexdigest())
 

@@ -123,3 +123,22 @@ def open_store(path: str | os.PathLike[str] | None = None, *, read_only: bool = 
         yield con
     finally:
         con.close()
+
+
+
+@contextmanager
+def arrow_views(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[None]:
+    """Expose Arrow tables to SQL for the duration of a block.
+
+    DuckDB refuses to (un)register while a result from execute() is unread, so
+    pending results are run to their end first.
+    """
+    con.complete()
+    for name, table in tables.items():
+        con.register(name, table)
+    try:
+        yield
+    finally:
+        con.complete()
+        for name in tables:
+            con.unregister(name)
