@@ -31,6 +31,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 GROUPS = (
     "ingest",
     "verify",
+    "discover",
 )
 
 

@@ -57,13 +57,17 @@ def schema_version(con: duckdb.DuckDBPyConnection) -> int:
 
 
 def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int]:
-    """Apply pending migrations (each in its own transaction); return the versions applied."""
+    """Apply every shipped migration this store lacks (each in its own transaction), in order.
+
+    Missing versions are applied even below the store's newest one, so stages that
+    land their tables in any order still reach every store.
+    """
     con.execute("CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name VARCHAR, applied_at TIMESTAMP DEFAULT now())")
-    current = schema_version(con)
+    done = {v for (v,) in con.execute("SELECT version FROM schema_migrations").fetchall()}
     applied = []
     for version, name, sql in migrations():
-        if version <= current or (upto is not None and version > upto):
+        if version in done or (upto is not None and version > upto):
             continue
         con.execute("BEGIN")
         try:
