@@ -32,6 +32,8 @@ GROUPS = (
     "ingest",
     "verify",
     "discover",
+    "guard",
+    "keys",
 )
 
 
