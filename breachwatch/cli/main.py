@@ -34,6 +34,7 @@ GROUPS = (
     "discover",
     "guard",
     "keys",
+    "simulate",
 )
 
 

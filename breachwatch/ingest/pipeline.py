@@ -84,7 +84,7 @@ def expand_paths(paths: Iterable[str], fmt: str | None = None) -> tuple[list[Sou
             if mp.is_dir():
                 files = sorted(f for f in mp.rglob("*") if f.is_file())
                 for f in files:
-                    ff = fmt or detect_format(f.name)
+                    ff = fmt or detect_format(f.name, in_directory=True)
                     if ff:
                         sources.append(Source(str(f), ff, path=f, size=f.stat().st_size))
                     elif not f.name.startswith("."):

@@ -48,11 +48,16 @@ class Chunk:
         return len(self.lines) + len(self.rejects)
 
 
-def detect_format(name: str) -> str | None:
+def detect_format(name: str, in_directory: bool = False) -> str | None:
+    """The format a file name implies. In a directory walk, `.json` files are passed over:
+    there they are usually single documents (a manifest, a simulator's truth.json), not events."""
     p = name.lower()
     if p.endswith(".gz"):
         p = p[:-3]
-    return _SUFFIXES.get(os.path.splitext(p)[1])
+    ext = os.path.splitext(p)[1]
+    if in_directory and ext == ".json":
+        return None
+    return _SUFFIXES.get(ext)
 
 
 class GzipStream(io.RawIOBase):

@@ -120,7 +120,9 @@ def test_missing_anchor_links_after_a_crash_are_repaired_and_marked_late(chained
 
 def test_verify_cli_exit_codes(chained, tmp_path):
     import subprocess
-    from conftest import BIN
+    import sys
+    from pathlib import Path
+    BIN = Path(sys.executable).parent / "breachwatch"
     ok = subprocess.run([str(BIN), "verify", "--db", chained, "--json"], capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
     tamper(chained, "UPDATE events SET kind = 'login' WHERE event_id = 'e3'")

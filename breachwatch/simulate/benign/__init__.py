@@ -1,0 +1,1 @@
+"""The retailer's everyday traffic: what a detector must not flag."""
