@@ -29,6 +29,7 @@ def root(version: bool = typer.Option(False, "--version", callback=_version, is_
 # Each module below adds its commands to `app` when imported; order is help order.
 # One line per module, so adding a group is a one-line change.
 GROUPS = (
+    "demo",
     "ingest",
     "verify",
     "discover",

@@ -25,7 +25,8 @@ import pyarrow as pa
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.enrich import enrich_batch
 from breachwatch.ingest.normalize import SourceZone, run_normalize
-from breachwatch.ingest.readers import DEFAULT_MAX_LINE, Chunk, chunk_records, detect_format, read_source
+from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
+                                        read_source)
 from breachwatch.store.chain import QUARANTINE_SCHEMA, ChainWriter
 from breachwatch.store.db import arrow_views
 
@@ -231,6 +232,14 @@ def ingest_records(con: duckdb.DuckDBPyConnection, records: Iterable[dict], sour
     path = db_path or _db_file(con)
     ing = Ingestor(con, path, **kwargs)
     ing.feed(source, "records", chunk_records((i, None, r) for i, r in enumerate(records, 1)))
+    return ing.summary
+
+
+def ingest_tables(con: duckdb.DuckDBPyConnection, tables: Iterable[pa.Table], source: str, *,
+                  db_path: str | None = None, **kwargs: Any) -> IngestSummary:
+    """Ingest Arrow tables in Contract 1 columns (e.g. a simulator's batches), validated like any file."""
+    ing = Ingestor(con, db_path or _db_file(con), **kwargs)
+    ing.feed(source, "arrow", chunk_tables(tables))
     return ing.summary
 
 

@@ -323,31 +323,38 @@ def chunk_records(items: Iterable[tuple[int, str | None, Any]], counted: _Counte
                     counted.count if counted else 0)
 
 
-def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
-    """Parquet rows become JSON text by DuckDB, vectorised; timestamps are written as UTC instants."""
+def chunk_tables(tables: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[Chunk]:
+    """Columnar rows (Parquet row groups, a simulator's Arrow tables) become JSON text, vectorised
+    by DuckDB, so they meet the same validation as every other format. Zone-less timestamps are
+    instants in UTC by convention."""
     import duckdb
-    import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     pos = 0
-    for batch in pf.iter_batches(batch_size=rows):
-        exprs = []
-        for f in batch.schema:
-            col = '"' + f.name.replace('"', '""') + '"'
-            if pa.types.is_timestamp(f.type):
-                # A zone-less Parquet timestamp is an instant in UTC by convention.
-                exprs.append(f"'{f.name}': strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')")
-            else:
-                exprs.append(f"'{f.name}': {col}")
-        with arrow_views(con, _pq=batch):
-            lines = con.sql(f"SELECT to_json({{{', '.join(exprs)}}})::VARCHAR AS line FROM _pq").to_arrow_table()
-        n = batch.num_rows
-        yield Chunk(lines.column(0).combine_chunks().cast(pa.large_string()),
-                    pa.array(np.arange(pos + 1, pos + n + 1, dtype=np.int64)), [], pos + n)
-        pos += n
-    con.close()
+    try:
+        for table in tables:
+            exprs = []
+            for f in table.schema:
+                col = '"' + f.name.replace('"', '""') + '"'
+                if pa.types.is_timestamp(f.type):
+                    exprs.append(f"'{f.name}': strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')")
+                else:
+                    exprs.append(f"'{f.name}': {col}")
+            with arrow_views(con, _rows=table):
+                lines = con.sql(f"SELECT to_json({{{', '.join(exprs)}}})::VARCHAR AS line FROM _rows").to_arrow_table()
+            n = table.num_rows
+            yield Chunk(lines.column(0).combine_chunks().cast(pa.large_string()),
+                        pa.array(np.arange(pos + 1, pos + n + 1, dtype=np.int64)), [], pos + n)
+            pos += n
+    finally:
+        con.close()
+
+
+def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
+    import pyarrow.parquet as pq
+
+    yield from chunk_tables(pq.ParquetFile(path).iter_batches(batch_size=rows))
 
 
 def _decompressed_copy(src: BinaryIO) -> str:
