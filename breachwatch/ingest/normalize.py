@@ -169,11 +169,10 @@ _REMOVE_KNOWN = _q("{" + ", ".join(f'"{f.name}": null' for f in FIELDS) + "}")
 _PATHS = "[" + ", ".join(_q(f"$.{f.name}") for f in FIELDS) + "]"
 
 
-def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str, str]:
-    """SQL for one batch: (statement creating `_checked`, the detail expression, output column list).
+def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str]:
+    """SQL for one batch: (statement creating `_checked`, output column list).
 
-    `lines` has columns `_src`, `_pos` and `line` (JSON text). Each stage is its own
-    projection so every value is computed once and the checks read columns.
+    `lines` has columns `_src`, `_pos` and `line` (JSON text).
     """
     r = _Rules(zone)
     for i, f in enumerate(FIELDS, 1):
@@ -205,6 +204,9 @@ def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, 
     cols = ", ".join(f'{val} AS "{f.name}"' for f, val in zip(FIELDS, r.values))
     extra = (f"CASE WHEN _keys IS NOT NULL AND len(list_filter(_keys, lambda key: NOT list_contains({_KNOWN}, key))) > 0 "
              f"THEN json_merge_patch(line, {_REMOVE_KNOWN})::VARCHAR END AS _extra")
+    names = ", ".join(f'"{f.name}"' for f in FIELDS)
+    # Each stage is its own projection, so every value is computed once; the wide
+    # intermediate columns (_v*, _t*) and the raw line are kept only for rejected rows.
     sql = f"""
 CREATE OR REPLACE TEMP TABLE _checked AS
 WITH p AS (
@@ -216,9 +218,14 @@ WITH p AS (
   FROM p
 ), xv AS (SELECT * EXCLUDE (_v), {vs} FROM x),
 xt AS (SELECT *, {ts} FROM xv),
-xc AS (SELECT *, {cols}, {extra} FROM xt)
-SELECT *, {reason} AS _reason FROM xc"""
-    return sql, detail, ", ".join(f'"{f.name}"' for f in FIELDS)
+xc AS (SELECT *, {cols}, {extra} FROM xt),
+xr AS (SELECT *, {reason} AS _reason FROM xc)
+SELECT _src, _pos, {names}, _extra, _reason,
+       CASE WHEN _reason IS NOT NULL THEN {detail} END AS _detail,
+       CASE WHEN _reason IS NOT NULL THEN line END AS _line,
+       CASE WHEN _reason IS NOT NULL AND _valid AND _is_object THEN line->>'$.event_id' END AS _claimed_id
+FROM xr"""
+    return sql, names
 
 
 def derived_id_sql() -> str:
@@ -230,7 +237,7 @@ def derived_id_sql() -> str:
 
 def run_normalize(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, lines: str = "_lines") -> None:
     """Create `_valid_rows` (Contract 1 columns + _src, _pos) and `_bad_rows` (quarantine rows) from `lines`."""
-    sql, detail, cols = _cached_sql(zone, lines)
+    sql, cols = _cached_sql(zone, lines)
     con.execute(sql)
     attrs_merge = ("CASE WHEN _extra IS NULL THEN \"attributes\" "
                    "ELSE json_merge_patch(_extra, coalesce(\"attributes\", '{}'))::VARCHAR END")
@@ -239,19 +246,18 @@ def run_normalize(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, lines
         CREATE OR REPLACE TEMP TABLE _valid_rows AS
         SELECT * REPLACE (coalesce("event_id", {derived_id_sql()}) AS "event_id") FROM (
             SELECT {select_cols}, _src, _pos FROM _checked WHERE _reason IS NULL)""")
-    # The detail (a sentence naming the field) is built for rejected rows only.
-    con.execute(f"""
+    con.execute("""
         CREATE OR REPLACE TEMP TABLE _bad_rows AS
-        SELECT substr(sha256(_src || '|' || _pos || '|' || line), 1, 32) AS quarantine_id, _src AS source,
-               _pos AS position, _reason AS reason, {detail} AS detail, rtrim(line, chr(10) || chr(13)) AS raw,
-               CASE WHEN _valid AND _is_object THEN line->>'$.event_id' END AS event_id
+        SELECT substr(sha256(_src || '|' || _pos || '|' || _line), 1, 32) AS quarantine_id, _src AS source,
+               _pos AS position, _reason AS reason, _detail AS detail, rtrim(_line, chr(10) || chr(13)) AS raw,
+               _claimed_id AS event_id
         FROM _checked WHERE _reason IS NOT NULL""")
 
 
-_SQL_CACHE: dict[tuple, tuple[str, str, str]] = {}
+_SQL_CACHE: dict[tuple, tuple[str, str]] = {}
 
 
-def _cached_sql(zone: SourceZone | None, lines: str) -> tuple[str, str, str]:
+def _cached_sql(zone: SourceZone | None, lines: str) -> tuple[str, str]:
     key = (zone, lines)
     if key not in _SQL_CACHE:
         _SQL_CACHE[key] = normalize_sql(zone, lines)

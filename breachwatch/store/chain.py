@@ -131,7 +131,7 @@ class ChainWriter:
                 FROM ({in_batch}) s
                 LEFT JOIN _existing x ON x.event_id = s.event_id""")
             con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
-                        "FROM _classified s WHERE _status = 'new' ORDER BY _src, _pos")
+                        "FROM _classified s WHERE _status = 'new'")
             con.execute(f"""
                 INSERT INTO quarantine
                 SELECT r.*, {batch_id} FROM (
