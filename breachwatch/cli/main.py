@@ -36,6 +36,7 @@ GROUPS = (
     "guard",
     "keys",
     "simulate",
+    "scope",
 )
 
 

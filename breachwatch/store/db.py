@@ -90,6 +90,10 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
             migrate_schema: bool = True) -> duckdb.DuckDBPyConnection:
     """Open the store. Writers create it owner-only and migrate it; readers never write."""
     db = Path(path or default_db_path())
+    from breachwatch.store import encryption  # lazy: it builds on this module
+    key = encryption.load_key()
+    if key is not None:  # encrypted at rest (BREACHWATCH_DB_KEY or BREACHWATCH_DB_KEY_FILE)
+        return encryption.connect_encrypted(db, key, read_only=read_only, migrate_schema=migrate_schema)
     if read_only and not db.exists():
         raise StoreError(f"{db}: no store here. Fix: run 'breachwatch ingest' first, or pass --db "
                          "(or set BREACHWATCH_DB) to the store you meant.")
