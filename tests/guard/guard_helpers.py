@@ -19,6 +19,8 @@ import redis
 from joserfc import jwt
 from joserfc.jwk import ECKey, OKPKey, RSAKey
 
+from cli_runner import CliResult, run_group_cli
+
 from breachwatch.guard.config import GuardConfig, parse_guard_config
 from breachwatch.guard.ledger import IssuanceLedger, LedgerEntry
 
@@ -139,21 +141,6 @@ def config(**kw: Any) -> GuardConfig:
     return parse_guard_config(kw, "<test>")
 
 
-def run_cli(*args: str) -> "CliResult":
+def run_cli(*args: str) -> CliResult:
     """Run `breachwatch ARGS` in this process (only this area's command group is loaded)."""
-    import breachwatch.cli.guard  # noqa: F401  (registers the group on the app)
-    from typer.testing import CliRunner
-
-    from breachwatch.cli.main import app
-
-    r = CliRunner().invoke(app, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return CliResult(r.exit_code, r.stdout, r.stderr)
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
+    return run_group_cli(("guard",), *args)

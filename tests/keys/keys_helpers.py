@@ -6,12 +6,12 @@ Imported by the test modules of this folder (pytest puts the folder on sys.path)
 from __future__ import annotations
 
 import subprocess
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import orjson
 from cryptography.hazmat.primitives import serialization
+from cli_runner import CliResult, run_group_cli
 from joserfc.jwk import ECKey, RSAKey
 
 UTC = timezone.utc
@@ -128,21 +128,6 @@ class Retailer:
         return repo
 
 
-def run_cli(*args: str) -> "CliResult":
+def run_cli(*args: str) -> CliResult:
     """Run `breachwatch ARGS` in this process (only this area's command group is loaded)."""
-    import breachwatch.cli.keys  # noqa: F401  (registers the group on the app)
-    from typer.testing import CliRunner
-
-    from breachwatch.cli.main import app
-
-    r = CliRunner().invoke(app, list(args))
-    if r.exception is not None and not isinstance(r.exception, SystemExit):
-        raise r.exception
-    return CliResult(r.exit_code, r.stdout, r.stderr)
-
-
-@dataclass
-class CliResult:
-    returncode: int
-    stdout: str
-    stderr: str
+    return run_group_cli(("keys",), *args)
