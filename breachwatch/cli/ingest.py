@@ -35,6 +35,9 @@ def ingest(
     anchor: Optional[str] = typer.Option(None, "--anchor", envvar="BREACHWATCH_ANCHOR",
                                          help="Anchor file for chain heads (default: STORE.anchor)."),
     strict: bool = typer.Option(False, "--strict", help="Exit 1 when any record was quarantined."),
+    server: Optional[str] = typer.Option(None, "--server", envvar="BREACHWATCH_SERVER",
+                                         help="Send the records to a running 'breachwatch serve' (the store's one "
+                                              "writer) instead of opening the store; API key from BREACHWATCH_API_KEY."),
     as_json: bool = JsonOption,
 ) -> None:
     """Load NDJSON, CSV or Parquet events (gzip or not) into the store.
@@ -46,6 +49,10 @@ def ingest(
     path = db_path(db)
     cat = load_catalog(_default_catalog(catalog))
     sources, skipped = expand_paths(paths, fmt)
+    if server:
+        from breachwatch.server.client import ServerClient
+        print_json(ServerClient(server).ingest_paths([s.name for s in sources]))
+        return
     con = connect(path)
     try:
         if show_progress() and not as_json:

@@ -32,11 +32,16 @@ GROUPS = (
     "demo",
     "ingest",
     "verify",
+    "detect",
+    "incidents",
+    "drill",
+    "simulate",
+    "scope",
     "discover",
     "guard",
     "keys",
-    "simulate",
-    "scope",
+    "serve",
+    "admin",
 )
 
 

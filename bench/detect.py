@@ -1,0 +1,234 @@
+"""Detection benchmarks and the drill bars, side by side with their ceiling.
+
+    .venv/bin/python bench/detect.py throughput --events 10000000
+    .venv/bin/python bench/detect.py latency
+    .venv/bin/python bench/detect.py bars --seeds 1,2,3 [--customers 100000] [--rate-scale 0.1] [--no-issuance-log]
+
+throughput: simulated events stored once, then one `detect` over all of them (the engine, with its
+            state tables, watermarks and incidents), and the same detector queries run bare on
+            DuckDB over the same events (no state, no bookkeeping): the ceiling.
+latency:    `detect --follow` semantics in a background thread; a forged-token read and a canary
+            read are stored among ordinary traffic; wall time from the commit of their batch to
+            their alert.
+bars:       the default drill's checks (not a test): simulate, replay in 60 s micro-batches after
+            a backfilled warm-up, and score detection against the ground truth per scenario.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from breachwatch.contract.catalog import load_catalog
+from breachwatch.detect.config import load_detect_config
+from breachwatch.detect.engine import run_detect
+from breachwatch.detect.replay import _Store, replay, score
+from breachwatch.simulate.config import SimConfig
+from breachwatch.simulate.simulation import simulate
+from breachwatch.store.db import connect
+
+BARE = {
+    "forged: accesses anti-join issuance": """
+        SELECT count(*) FROM events a WHERE a.kind = 'access' AND a.token_id IS NOT NULL
+        AND NOT EXISTS (SELECT 1 FROM events i WHERE i.kind = 'token_issued' AND i.token_id = a.token_id)""",
+    "canary: subjects in the canary list": """
+        SELECT count(*) FROM events WHERE kind = 'access' AND list_has_any(subject_ids, {canaries})""",
+    "enumeration: first touch per (entity, subject)": """
+        SELECT count(*) FROM (SELECT ek, s, min(time) FROM (
+            SELECT unnest([hash('ip', src_ip), hash('asn', src_asn), hash('country', src_country),
+                           hash('fp', client_fingerprint), hash('ua', user_agent), hash('key', key_id),
+                           hash('principal', principal_id), hash('prefix', regexp_extract(src_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1))]) AS ek,
+                   unnest(subject_ids) AS s, time FROM events WHERE kind = 'access' AND subject_ids IS NOT NULL)
+            GROUP BY ek, s)""",
+    "enumeration: per-event sliding 1 h counts": """
+        SELECT max(c) FROM (SELECT count(*) OVER (PARTITION BY src_ip ORDER BY time
+                                                RANGE BETWEEN INTERVAL 1 HOUR PRECEDING AND CURRENT ROW) AS c
+                            FROM events WHERE kind = 'access')""",
+    "novel_source: first (principal, source) pairs": """
+        SELECT count(*) FROM (SELECT principal_id, src_country, src_asn, client_fingerprint, min(time)
+                              FROM events WHERE kind = 'access' AND principal_id IS NOT NULL GROUP BY ALL)""",
+    "volume: per entity and hour": """
+        SELECT count(*) FROM (SELECT src_ip, time_bucket(INTERVAL 1 HOUR, time), count(*), sum(bytes_out)
+                              FROM events WHERE kind = 'access' GROUP BY ALL)""",
+}
+
+
+def _sim_tables(customers: int, days: float, seed: int, **kw):
+    sim = simulate(SimConfig(customers=customers, days=days, warmup_days=1, seed=seed, **kw))
+    return sim, list(sim.iter_batches())
+
+
+def throughput(args: argparse.Namespace) -> dict:
+    per_day = 380_000 * args.customers / 100_000      # what the simulator produces per benign day, roughly
+    days = max(1.0, args.events / per_day - 1)
+    sim, tables = _sim_tables(args.customers, days, 1, scenarios="none")
+    table = pa.concat_tables(tables)
+    table = table.slice(0, min(args.events, table.num_rows))
+    work = Path(tempfile.mkdtemp(prefix="bw-bench-"))
+    try:
+        path = str(work / "bench.duckdb")
+        con = connect(path)
+        t0 = time.perf_counter()
+        store = _Store(con, path, "bench")
+        for i in range(0, table.num_rows, 500_000):
+            store.put(table.slice(i, 500_000))
+        stored = time.perf_counter() - t0
+        cfg = load_detect_config(load_catalog(None))
+        t0 = time.perf_counter()
+        res = run_detect(con, cfg)
+        engine_s = time.perf_counter() - t0
+        canaries = "[" + ", ".join(f"'{c}'" for c in sorted(cfg.canaries)) + "]"
+        bare = {}
+        for name, sql in BARE.items():
+            t0 = time.perf_counter()
+            con.execute(sql.format(canaries=canaries)).fetchall()
+            bare[name] = round(time.perf_counter() - t0, 2)
+        bare_s = sum(bare.values())
+        con.close()
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    n = table.num_rows
+    return {"events": n, "store_s": round(stored, 1), "detect_s": round(engine_s, 1),
+            "detect_events_per_s": round(n / engine_s), "bare_s": round(bare_s, 1),
+            "bare_events_per_s": round(n / bare_s), "ratio_to_bare": round(bare_s / engine_s, 2),
+            "bare_queries_s": bare, "segments": res.segments, "incidents": len(res.incidents_opened),
+            "detect_timings_s": {k: round(v, 1) for k, v in sorted(res.timings.items(), key=lambda kv: -kv[1])}}
+
+
+def latency(args: argparse.Namespace) -> dict:
+    sim, tables = _sim_tables(args.customers, 0.25, 2, scenarios="none")
+    table = pa.concat_tables(tables)
+    t_us = table.column("time").cast(pa.int64()).to_numpy()
+    cut = int(np.searchsorted(t_us, t_us[0] + int(5 * 3600e6)))
+    work = Path(tempfile.mkdtemp(prefix="bw-lat-"))
+    path = str(work / "lat.duckdb")
+    con = connect(path)
+    store = _Store(con, path, "history")
+    store.put(table.slice(0, cut))
+    cfg = load_detect_config(load_catalog(None))
+    run_detect(con, cfg, backfill=True)
+    canary = sorted(cfg.canaries)[0] if cfg.canaries else None
+    stop = threading.Event()
+    detector = con.cursor()
+
+    def follow() -> None:  # what `detect --follow --interval 0.2` does
+        while not stop.is_set():
+            run_detect(detector, cfg, pace="auto")
+            stop.wait(0.2)
+
+    thread = threading.Thread(target=follow, daemon=True)
+    thread.start()
+    writer = con.cursor()
+    feed = _Store(writer, path, "live")
+    samples = {"forged_token": [], "canary_read": []}
+    pos, step = cut, int(5e6)
+    for k in range(args.rounds):
+        end = int(np.searchsorted(t_us, t_us[pos] + step))
+        chunk = table.slice(pos, end - pos)
+        pos = end
+        t = datetime.utcfromtimestamp(int(t_us[end - 1]) / 1e6)
+        bad = _bad_events(chunk.schema, t, k, canary)
+        committed = time.time()
+        feed.put(pa.concat_tables([chunk, bad]))
+        for name, eid in (("forged_token", f"lat-forged-{k}"), ("canary_read", f"lat-canary-{k}")):
+            if name == "canary_read" and canary is None:
+                continue
+            samples[name].append(_wait_alert(writer, eid, committed))
+    stop.set()
+    thread.join(timeout=30)
+    con.close()
+    shutil.rmtree(work, ignore_errors=True)
+    return {name: {"rounds": len(v), "median_s": round(float(np.median(v)), 3), "max_s": round(max(v), 3)}
+            for name, v in samples.items() if v}
+
+
+def _bad_events(schema: pa.Schema, t: datetime, k: int, canary: str | None) -> pa.Table:
+    forged = {"event_id": f"lat-forged-{k}", "time": t, "kind": "access", "principal_id": f"{1000100 + k}",
+              "principal_type": "customer", "token_id": f"minted-{k}", "key_id": "k-2019-07",
+              "token_issued_at": t - timedelta(days=150), "token_expires_at": t + timedelta(days=215),
+              "src_ip": f"159.203.7.{k % 200}", "src_country": "US", "src_asn": "AS14061",
+              "endpoint": "GET /api/me/profile", "subject_ids": [f"{1000100 + k}"], "fields": ["name", "email"],
+              "status": 200}
+    rows = [forged]
+    if canary:
+        rows.append({"event_id": f"lat-canary-{k}", "time": t, "kind": "access", "principal_id": "emp-20001",
+                     "principal_type": "employee", "src_ip": "10.12.0.3", "src_country": "KR",
+                     "endpoint": "GET /admin/customers/{customerId}", "subject_ids": [canary],
+                     "fields": ["name", "phone"], "status": 200, "reason_ref": "CS-1"})
+    cols = {f.name: [r.get(f.name) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)
+
+
+def _wait_alert(cur, event_id: str, committed: float, timeout: float = 30.0) -> float:
+    while time.time() - committed < timeout:
+        got = cur.execute("SELECT count(*) FROM alert_events WHERE event_id = ?", [event_id]).fetchall()[0][0]
+        if got:
+            return time.time() - committed
+        time.sleep(0.02)
+    return float("inf")
+
+
+def bars(args: argparse.Namespace) -> dict:
+    out = {}
+    for seed in [int(s) for s in args.seeds.split(",")]:
+        sim = simulate(SimConfig(customers=args.customers, days=args.days, warmup_days=1, seed=seed,
+                                 rate_scale=args.rate_scale, issuance_log=not args.no_issuance_log))
+        truth = sim.truth()
+        warm = datetime.fromisoformat(truth["period"]["warmup_end"].rstrip("Z"))
+        work = Path(tempfile.mkdtemp(prefix="bw-bars-"))
+        path = str(work / "bars.duckdb")
+        con = connect(path)
+        t0 = time.perf_counter()
+        st = replay(con, path, sim.iter_batches(), load_detect_config(load_catalog(None)), warmup_until=warm,
+                    batch_s=args.batch_s)
+        wall = time.perf_counter() - t0
+        result = score(con, truth)
+        con.close()
+        shutil.rmtree(work, ignore_errors=True)
+        out[f"seed {seed}"] = {
+            "events": st.events, "replay_s": round(wall, 1), "store_s": round(st.store_s, 1),
+            "detect_s": round(st.detect_s, 1), "events_per_s": round(st.events_per_s),
+            "false_positive_incidents": result["false_positive_incidents"],
+            "benign_days": args.days,
+            "scenarios": {s["name"]: {k: s[k] for k in ("detected", "time_to_detect_s",
+                                                        "subjects_exposed_before_detection", "subjects_exposed_total")}
+                          for s in result["scenarios"]},
+            "false_positives": result["false_positive_summaries"]}
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="what", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--events", type=int, default=10_000_000)
+    t.add_argument("--customers", type=int, default=300_000)
+    la = sub.add_parser("latency")
+    la.add_argument("--customers", type=int, default=100_000)
+    la.add_argument("--rounds", type=int, default=10)
+    b = sub.add_parser("bars")
+    b.add_argument("--seeds", default="1")
+    b.add_argument("--customers", type=int, default=100_000)
+    b.add_argument("--days", type=float, default=2.0)
+    b.add_argument("--rate-scale", type=float, default=1.0)
+    b.add_argument("--batch-s", type=float, default=60.0)
+    b.add_argument("--no-issuance-log", action="store_true")
+    args = p.parse_args()
+    result = {"throughput": throughput, "latency": latency, "bars": bars}[args.what](args)
+    json.dump(result, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    main()

@@ -1,0 +1,120 @@
+"""Learned baselines: what each entity, and its peers, normally do.
+
+Thresholds are never absolute counts alone. For a counter metric and window
+W, an entity's own level is the largest count it reached in any W-long window
+of the history (from hourly buckets, so a slight overestimate, which errs
+towards silence); its peers' level is a high quantile of the own levels of
+entities of the same type used by the same principal type. A detector alerts
+when a count reaches max(floor, own_factor x own, peer_factor x peers).
+
+Baselines are recomputed at fixed event-time points (every `baseline_refresh`
+after the last one), never mid-decision, so the same events always meet the
+same thresholds however they were batched.
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import duckdb
+
+from breachwatch.detect.config import DetectConfig
+
+# Counter metrics, the detector whose settings govern them, and its setting for the windows.
+COUNTER_METRICS = {
+    "subj": "enumeration",
+    "inactive": "enumeration",
+    "walk": "enumeration",
+    "noreason": "enumeration",
+    "authfail": "enumeration",
+    "novel": "novel_source",
+}
+
+
+def refresh(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -> None:
+    """Replace all baselines with ones learned from the history before `until`.
+
+    Entities under an incident that is not a false positive teach nothing: neither their own
+    level nor their peers' (a stale credential's night of reads must not become what staff do).
+    """
+    since = until - timedelta(seconds=cfg.engine["baseline_history"])
+    con.execute("DELETE FROM baselines WHERE scope IN ('own', 'peer')")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _suspect AS
+        SELECT DISTINCT hash(a.etype, a.ptype, a.entity) AS ek FROM alerts a
+        JOIN incidents i ON i.incident_id = a.incident_id
+        WHERE a.status = 'raised' AND i.status <> 'false_positive' AND a.ptype IS NOT NULL""")
+    for metric, det in COUNTER_METRICS.items():
+        d = cfg.detectors[det]
+        if not d["enabled"]:
+            continue
+        for w in d["windows"]:
+            _counter_baseline(con, metric, w, d["peer_quantile"], since, until)
+    _volume_baseline(con, cfg, since, until)
+    _prune(con, cfg, until)
+
+
+def _prune(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -> None:
+    """Drop state no window can reach any more: minute buckets past the longest sub-day window,
+    anything past the longest window or the learning history."""
+    longest = max([w for det in ("enumeration", "novel_source") for w in cfg.detectors[det]["windows"]]
+                  + [cfg.engine["baseline_history"]])
+    sub_day = max([w for det in ("enumeration", "novel_source") for w in cfg.detectors[det]["windows"]
+                   if w < 86_400] + [3600.0])
+    con.execute(f"DELETE FROM counter_buckets WHERE gran = 'm' AND bucket < ?::TIMESTAMP - INTERVAL {int(sub_day) + 3600} SECOND",
+                [until])
+    con.execute(f"DELETE FROM counter_buckets WHERE bucket < ?::TIMESTAMP - INTERVAL {int(longest) + 3600} SECOND", [until])
+    con.execute(f"DELETE FROM counter_alerted WHERE seen_at < ?::TIMESTAMP - INTERVAL {int(longest)} SECOND", [until])
+
+
+def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, window_s: float, q: float,
+                      since: datetime, until: datetime) -> None:
+    hours = max(1, math.ceil(window_s / 3600))
+    # Rolling sums over hours+1 hourly buckets bound every W-long window from above.
+    con.execute(f"""
+        INSERT INTO baselines (scope, metric, window_s, ek, value, samples, slot)
+        SELECT 'own', '{metric}', {int(window_s)}, ek, max(rolling), count(*), -1 FROM (
+            SELECT ek, sum(n) OVER (PARTITION BY ek ORDER BY bucket
+                                    RANGE BETWEEN INTERVAL {hours} HOUR PRECEDING AND CURRENT ROW) AS rolling
+            FROM (SELECT ek, bucket, sum(n) AS n FROM counter_buckets b
+                  WHERE metric = ? AND gran = 'h' AND bucket >= ? AND bucket < ?
+                    AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = b.ek) GROUP BY ALL))
+        GROUP BY ek""", [metric, since, until])
+    con.execute(f"""
+        INSERT INTO baselines (scope, metric, window_s, etype, ptype, value, samples, slot)
+        SELECT 'peer', '{metric}', {int(window_s)}, r.etype, r.ptype, quantile_cont(b.value, {q}), count(*), -1
+        FROM baselines b JOIN entity_registry r ON r.ek = b.ek
+        WHERE b.scope = 'own' AND b.metric = '{metric}' AND b.window_s = {int(window_s)}
+        GROUP BY r.etype, r.ptype""")
+
+
+def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: datetime, until: datetime) -> None:
+    """Per entity and volume metric its busiest hour, and for entities big enough that it matters, 168
+    hour-of-week levels (gaps filled from the same hour of the day, then the busiest hour); per peer
+    group, the 99th percentile hour. Small entities never reach the floors, so they keep one number."""
+    d = cfg.detectors["volume_anomaly"]
+    con.execute("DELETE FROM volume_levels")
+    hourly = """SELECT ek, hour, sum(requests) AS requests, sum(bytes) AS bytes, sum(subject_reads) AS subject_reads
+                FROM entity_hours h WHERE hour >= ? AND hour < ?
+                  AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek) GROUP BY ALL"""
+    for metric in ("requests", "bytes", "subject_reads"):
+        big = float(d[f"min_{metric}"]) / max(float(d["factor"]), 1.0)
+        con.execute(f"""INSERT INTO volume_levels
+            WITH h AS (SELECT ek, (isodow(hour) - 1) * 24 + hour(hour) AS slot, hour(hour) AS hod, {metric} AS v
+                       FROM ({hourly})),
+                 anyh AS (SELECT ek, max(v) AS v FROM h GROUP BY ALL),
+                 bigs AS (SELECT * FROM anyh WHERE v >= {big}),
+                 week AS (SELECT h.ek, slot, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
+                 day AS (SELECT h.ek, hod, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
+                 grid AS (SELECT a.ek, s.slot, coalesce(w.v, d.v, a.v) AS v
+                          FROM bigs a CROSS JOIN range(168) s(slot)
+                          LEFT JOIN week w ON w.ek = a.ek AND w.slot = s.slot
+                          LEFT JOIN day d ON d.ek = a.ek AND d.hod = s.slot % 24),
+                 arrays AS (SELECT ek, list(v ORDER BY slot) AS levels FROM grid GROUP BY ek)
+            SELECT a.ek, '{metric}', a.v, r.levels FROM anyh a LEFT JOIN arrays r ON r.ek = a.ek""",
+                    [since, until])
+        con.execute(f"""
+            INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
+            SELECT 'peer', 'vol_{metric}', 0, r.etype, r.ptype, 300, quantile_cont(v.{metric}, 0.99), count(*)
+            FROM ({hourly}) v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype""", [since, until])
+
+

@@ -1,0 +1,195 @@
+"""What every detector sees during one run: the segment of new events, derived
+tables built once and shared (access events, subjects read, entity rows,
+source novelty), the feeds' watermarks, the counters and candidates so far.
+
+Derived tables are temp tables named with a leading underscore, so a detector
+reads like a sequence of relational steps over `_seg`, `_acc`, `_subj`,
+`_ent`, `_novelty` and the stored state tables. Each is built on first use
+and only if the segment has rows for it, so a quiet minute costs little.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from breachwatch.detect.alert import AlertCandidate
+from breachwatch.detect.config import ENTITY_TYPES, DetectConfig
+from breachwatch.detect.counting import Counter
+from breachwatch.detect.entities import entity_rows_sql, value_sql
+from breachwatch.detect.feeds import Feeds
+
+# Columns of the events table a detector may use; `seq` orders events within the segment.
+SEGMENT_COLUMNS = ("event_id", "time", "kind", "principal_id", "principal_type", "session_id", "token_id", "key_id",
+                   "token_issued_at", "token_expires_at", "owner_id", "src_ip", "src_asn", "src_country",
+                   "user_agent", "client_fingerprint", "service", "endpoint", "action", "reason_ref", "status",
+                   "bytes_out", "subject_ids", "fields", "subject_fields", "record_count", "status_value",
+                   "attributes")
+
+_ALLOW_COLUMN = {"principals": "principal_id", "ips": "src_ip", "asns": "src_asn", "countries": "src_country",
+                 "fingerprints": "client_fingerprint", "user_agents": "user_agent", "keys": "key_id"}
+
+
+def allowlist_sql(allow: dict[str, list[str]], alias: str = "") -> str:
+    """A predicate true for events an allowlist exempts (prefixes match IPs by their start)."""
+    p = f"{alias}." if alias else ""
+    terms = []
+    for key, values in allow.items():
+        if not values:
+            continue
+        if key == "prefixes":
+            for v in values:
+                stem = v.split("/")[0].rstrip("0").rstrip(".:") if "/" in v else v
+                terms.append(f"starts_with({p}src_ip, {_lit(stem)})")
+            continue
+        vals = ", ".join(_lit(v) for v in values)
+        terms.append(f"{p}{_ALLOW_COLUMN[key]} IN ({vals})")
+    return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+
+def _lit(v: str) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
+@dataclass
+class RunContext:
+    con: duckdb.DuckDBPyConnection
+    cfg: DetectConfig
+    feeds: Feeds
+    learn_only: bool
+    baseline_at: datetime | None
+    issuance_since: datetime | None
+    candidates: list[AlertCandidate] = field(default_factory=list)
+    counters: list[Counter] = field(default_factory=list)
+    stats: dict[str, Any] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+    kinds_span: dict[str, tuple] = field(default_factory=dict)
+    _built: set[str] = field(default_factory=set)
+
+    # -- the segment and what is derived from it -------------------------------------------
+
+    def set_segment(self, source: str, where: str, params: list[Any]) -> int:
+        cols = ", ".join(SEGMENT_COLUMNS)
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _seg AS SELECT row_number() OVER (ORDER BY time, event_id) "
+                    f"AS seq, {cols} FROM {source} WHERE {where}", params)
+        self.kinds_span = {k: (lo, hi, n) for k, lo, hi, n in con.execute(
+            "SELECT kind, min(time), max(time), count(*) FROM _seg GROUP BY kind").fetchall()}
+        self.kinds = {k: v[2] for k, v in self.kinds_span.items()}
+        self._built = set()
+        self.counters = []
+        return sum(self.kinds.values())
+
+    @property
+    def accesses(self) -> int:
+        return self.kinds.get("access", 0)
+
+    def need(self, name: str) -> str:
+        """Build a shared derived table once per segment and return its name."""
+        if name == "_acc_b" and not any(self.cfg.global_allowlist.values()):
+            return self.need("_acc")  # nothing to exempt: the behavioural view is the access table itself
+        if name in self._built:
+            return name
+        getattr(self, f"_build{name}")()
+        self._built.add(name)
+        return name
+
+    def _build_acc(self) -> None:
+        # Reads and writes of personal data. Gateway refusals (token_denied) exposed nothing.
+        self.con.execute("CREATE OR REPLACE TEMP TABLE _acc AS SELECT * FROM _seg WHERE kind = 'access'")
+
+    def _build_acc_b(self) -> None:
+        # What behavioural detectors judge: access events minus the catalog's global allowlist.
+        self.need("_acc")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _acc_b AS SELECT * FROM _acc "
+                         f"WHERE NOT {allowlist_sql(self.cfg.global_allowlist)}")
+
+    def _build_subj(self) -> None:
+        self.need("_acc")
+        self.con.execute("""CREATE OR REPLACE TEMP TABLE _subj AS
+            SELECT seq, event_id, time, principal_id, principal_type, status, token_id, src_ip, reason_ref,
+                   unnest(subject_ids) AS subject
+            FROM _acc WHERE subject_ids IS NOT NULL AND len(subject_ids) > 0""")
+
+    def used_entity_types(self) -> list[str]:
+        used = {"principal"}
+        for name in ("enumeration", "novel_source", "volume_anomaly", "ml_outlier"):
+            d = self.cfg.detectors[name]
+            if d["enabled"]:
+                used |= set(d.get("entities", [])) | set(d.get("aggregate_by", [])) | set(d.get("dimensions", []))
+        return [e for e in ENTITY_TYPES if e in used]
+
+    def _build_ent(self) -> None:
+        # Entity rows of behavioural access events, for every entity type some detector counts.
+        acc = self.need("_acc_b")
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS "
+                         f"{entity_rows_sql(acc, self.used_entity_types(), 'seq, time')}")
+        self.register_entities("_ent")
+
+    def register_entities(self, table: str) -> None:
+        self.con.execute(f"""INSERT INTO entity_registry
+            SELECT ek, any_value(etype), any_value(ptype), any_value(entity), min(time) FROM {table} e
+            WHERE NOT EXISTS (SELECT 1 FROM entity_registry r WHERE r.ek = e.ek) GROUP BY ek""")
+
+    def _build_novelty(self) -> None:
+        """Per access event: has its principal been seen before, and how many of its source
+        dimensions (country, ASN, fingerprint, ...) are new for that principal.
+
+        First occurrences are decided in event order within the segment, so the answer for an
+        event never depends on events after it.
+        """
+        acc = self.need("_acc_b")
+        dims = self.cfg.detectors["novel_source"]["dimensions"]
+        union = " UNION ALL ".join(
+            f"SELECT seq, principal_id, '{d}' AS dim, {value_sql(d)} AS value FROM {acc} "
+            f"WHERE principal_id IS NOT NULL AND {value_sql(d)} IS NOT NULL" for d in dims)
+        con = self.con
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _srcpairs AS
+            SELECT *, seq = first_seq AND NOT EXISTS (SELECT 1 FROM seen_src s WHERE s.h = p.h) AS is_new
+            FROM (SELECT seq, principal_id, dim, value, hash(principal_id, dim, value) AS h,
+                         min(seq) OVER (PARTITION BY principal_id, dim, value) AS first_seq
+                  FROM ({union})) p""")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _novelty AS
+            WITH firsts AS (
+                SELECT principal_id, min(seq) AS first_seq, hash(principal_id) AS h FROM {acc}
+                WHERE principal_id IS NOT NULL GROUP BY principal_id),
+            fresh AS (SELECT * FROM firsts f WHERE NOT EXISTS (SELECT 1 FROM seen_ph s WHERE s.h = f.h)),
+            dims AS (SELECT seq, count(*) AS novel_dims FROM _srcpairs WHERE is_new GROUP BY seq)
+            SELECT a.seq, a.principal_id,
+                   (a.principal_id IS NOT NULL AND (n.first_seq IS NULL OR a.seq > n.first_seq)) AS has_history,
+                   coalesce(d.novel_dims, 0) AS novel_dims,
+                   (n.first_seq IS NOT NULL AND a.seq = n.first_seq) AS principal_new
+            FROM {acc} a LEFT JOIN fresh n ON n.principal_id = a.principal_id
+            LEFT JOIN dims d ON d.seq = a.seq""")
+
+    def commit_novelty(self) -> int:
+        """Remember the principals and sources seen in this segment (after every detector used them).
+
+        Returns how many principals were seen for the first time.
+        """
+        if "_novelty" not in self._built:
+            return 0
+        con = self.con
+        con.execute("INSERT INTO seen_src SELECT h FROM _srcpairs WHERE is_new")
+        con.execute("INSERT INTO seen_ph SELECT hash(principal_id) FROM _novelty WHERE principal_new")
+        con.execute("""INSERT INTO source_popularity
+            SELECT dim, value, count(*) FROM _srcpairs WHERE is_new GROUP BY dim, value""")
+        return con.execute("SELECT count(*) FROM _novelty WHERE principal_new").fetchall()[0][0]
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def add(self, cand: AlertCandidate) -> None:
+        self.candidates.append(cand)
+
+    def count(self, *pairs: tuple[Counter, str], with_sql: str = "") -> None:
+        """Add points (ek, time, seq, w) for counters; the engine counts them after all detectors ran.
+
+        Each pair is (counter, a SELECT of its points); all go in one statement, sharing `with_sql` CTEs.
+        """
+        for counter, _ in pairs:
+            if counter.metric not in {c.metric for c in self.counters}:
+                self.counters.append(counter)
+        union = " UNION ALL ".join(f"SELECT '{c.metric}', ek, time, seq, w FROM ({sql})" for c, sql in pairs)
+        self.con.execute(f"INSERT INTO _pts {with_sql} {union}")

@@ -1,0 +1,163 @@
+"""enumeration: one actor touching many different people's records, quickly or slowly.
+
+Mass reads through valid requests look ordinary one request at a time; what
+gives them away is how many distinct people a principal, a signing key, an IP
+or IP range, a network, a country, a client fingerprint or a user agent
+touches over short and long windows, against what it and its peers did
+before, and how those people were picked (ids in sequence, closed or
+non-existent accounts, no ticket for staff, a customer reading others).
+
+Logic, per segment:
+  pairs     = entity rows x subjects read, less a person's own data read from their usual places
+  first     = pairs anti-join seen_subj                             (a person this entity never touched)
+  points    = first                                               -> metric subj
+              first where the subject is dormant/withdrawn/deleted or the read missed (404/410)
+                                                                  -> metric inactive
+              first whose numeric id is within walk_max_stride of the entity's previous one
+                                                                  -> metric walk
+              first by staff with no reason_ref                   -> metric noreason
+              failed logins per entity, distinct accounts tried   -> metric authfail
+  crossings = windowed count per entity >= max(floor, own_factor x own level, peer_factor x peers' level)
+"""
+from __future__ import annotations
+
+from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_values
+from breachwatch.detect.config import fmt_window
+from breachwatch.detect.context import RunContext, allowlist_sql
+from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
+from breachwatch.detect.entities import LABEL, entity_rows_sql
+
+NAME = "enumeration"
+
+METRIC_TEXT = {
+    "subj": "touched {n} people it had never touched before",
+    "inactive": "touched {n} dormant, closed or non-existent accounts",
+    "walk": "stepped through {n} ids in sequence",
+    "noreason": "opened {n} people's records with no ticket or stated reason",
+    "authfail": "failed to log in to {n} different accounts",
+}
+_FLOOR = {"inactive": "inactive_min", "walk": "walk_min", "noreason": "noreason_min", "authfail": "authfail_min"}
+
+
+def _counter(d: dict, metric: str) -> Counter:
+    floors = d["min_subjects"] if metric == "subj" else {w: float(d[_FLOOR[metric]]) for w in d["windows"]}
+    return Counter(metric, d["windows"], floors, d["own_factor"], d["peer_factor"],
+                   on_cross=lambda ctx, rows: _crossed(ctx, d, metric, rows))
+
+
+def run(ctx: RunContext) -> None:
+    d = ctx.cfg.detectors[NAME]
+    if not d["enabled"]:
+        return
+    if ctx.kinds.get("login_failed"):
+        _authfail_points(ctx, d)
+    if not ctx.accesses:
+        return
+    con = ctx.con
+    ctx.need("_ent")
+    ctx.need("_subj")
+    ctx.need("_novelty")
+    etypes = ", ".join(f"'{e}'" for e in d["entities"])
+    min_novel = ctx.cfg.detectors["novel_source"]["min_novel_dimensions"]
+    pairs = f"""(SELECT e.ek, e.seq, e.time, s.subject, s.status, s.reason_ref, s.principal_type
+        FROM _ent e JOIN _subj s ON s.seq = e.seq JOIN _novelty n ON n.seq = e.seq
+        WHERE e.etype IN ({etypes})
+          AND NOT (e.etype = 'principal' AND s.subject = s.principal_id)
+          AND NOT (s.subject = s.principal_id AND n.has_history AND n.novel_dims < {min_novel})
+          AND NOT {allowlist_sql(d['allowlist'], 's')})"""
+    first_new(con, metric="subj", pairs=pairs, key="subject", out="_en_first",
+              extra="status, reason_ref, principal_type")
+    ctx.stats["en_first"] = True
+    stride = int(d["walk_max_stride"])
+    # A walk step is a first touch whose id is close to the entity's previous numeric first touch.
+    ctx.count(
+        (_counter(d, "subj"), "SELECT ek, time, seq, 1.0 AS w FROM _en_first"),
+        (_counter(d, "inactive"), """SELECT f.ek, f.time, f.seq, 1.0 AS w FROM _en_first f
+            LEFT JOIN (SELECT subject_id, arg_max(status_value, at_time) AS sv FROM subject_status_state
+                       WHERE subject_id IN (SELECT subject FROM _en_first) GROUP BY subject_id) st
+              ON st.subject_id = f.subject
+            WHERE f.status IN (404, 410) OR st.sv IN ('dormant', 'withdrawn', 'deleted')"""),
+        (_counter(d, "noreason"), """SELECT ek, time, seq, 1.0 AS w FROM _en_first
+            WHERE principal_type = 'employee' AND coalesce(reason_ref, '') = ''"""),
+        (_counter(d, "walk"), f"""SELECT ek, time, seq, 1.0 AS w FROM (
+                SELECT n.ek, n.time, n.seq, n.num,
+                       coalesce(lag(n.num) OVER (PARTITION BY n.ek ORDER BY n.time, n.seq), l.num) AS prev
+                FROM nums n LEFT JOIN walk_last l ON l.ek = n.ek)
+            WHERE prev IS NOT NULL AND abs(num - prev) BETWEEN 1 AND {stride}"""),
+        with_sql="""WITH nums AS (SELECT ek, time, seq, try_cast(subject AS HUGEINT) AS num FROM _en_first
+                                  WHERE try_cast(subject AS HUGEINT) IS NOT NULL)""")
+    con.execute("""CREATE OR REPLACE TEMP TABLE _en_last AS
+        SELECT ek, arg_max(try_cast(subject AS HUGEINT), (time, seq)) AS num FROM _en_first
+        WHERE try_cast(subject AS HUGEINT) IS NOT NULL GROUP BY ek""")
+    con.execute("DELETE FROM walk_last WHERE ek IN (SELECT ek FROM _en_last)")
+    con.execute("INSERT INTO walk_last SELECT * FROM _en_last")
+
+
+def _authfail_points(ctx: RunContext, d: dict) -> None:
+    """Failed logins: each entity's distinct accounts tried (an unknown account counts each time)."""
+    con = ctx.con
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _en_fail AS
+        {entity_rows_sql("_seg", d["authfail_entities"],
+                         "seq, time, coalesce(principal_id, 'unknown:' || event_id) AS account",
+                         "kind = 'login_failed'")}""")
+    ctx.register_entities("_en_fail")
+    first_new(con, metric="authfail", pairs="_en_fail", key="account", out="_en_failfirst")
+    ctx.count((_counter(d, "authfail"), "SELECT ek, time, seq, 1.0 AS w FROM _en_failfirst"))
+
+
+def _crossed(ctx: RunContext, d: dict, metric: str, rows: list[CrossingRow]) -> None:
+    for _, xs in earliest_per_entity(rows).items():
+        _candidate(ctx, d, metric, xs)
+
+
+def _candidate(ctx: RunContext, d: dict, metric: str, xs: list[CrossingRow]) -> None:
+    con = ctx.con
+    x = xs[0]
+    label = LABEL.get(x.etype, x.etype)
+    dedup = f"{metric}:{x.etype}:{x.ptype}:{x.entity}"
+    source = "_seg" if metric == "authfail" else "_acc"
+    one_actor = focused(x.etype, x.entity_first_seen, ctx.baseline_at)
+    if one_actor:
+        rows_of = "_en_fail" if metric == "authfail" else "_ent"
+        picked = f"SELECT seq FROM {rows_of} WHERE ek = ? AND time >= ?"
+        params = [x.ek, x.first_time]
+    else:
+        picked = "SELECT seq FROM _pts WHERE metric = ? AND ek = ? AND time >= ? AND time <= ?"
+        params = [metric, x.ek, x.first_time, x.time]
+    add_candidate_events(con, NAME, f"SELECT ?, s.event_id, s.time FROM {source} s WHERE s.seq IN ({picked})",
+                         [dedup, *params])
+    findings = []
+    for r in xs:
+        what = METRIC_TEXT[metric].format(n=f"{r.count:,.0f}")
+        findings.append(f"{label} {r.entity} ({r.ptype} traffic) {what} within {fmt_window(r.window_s)} "
+                        f"(its own previous maximum {r.own:,.0f}; peers' level {r.peer:,.0f}; alert level "
+                        f"{r.threshold:,.0f}), from {r.first_time:%m-%d %H:%M:%S}")
+    severity = d["severity"]
+    coverage = None
+    if metric == "subj":
+        coverage = _coverage(ctx, x.ek)
+        if coverage is not None and coverage >= d["critical_coverage"]:
+            severity = "critical"
+            findings.append(f"that is {coverage:.1%} of the whole customer base")
+    ctx.add(AlertCandidate(
+        detector=NAME, rule=metric, dedup_key=dedup, severity=severity, first_seen=x.first_time,
+        detected_at=x.time, last_seen=x.time, etype=x.etype, ptype=x.ptype, entity=x.entity,
+        evidence="; ".join(findings),
+        metrics={"metric": metric, "count": x.count, "window_s": x.window_s, "own": x.own, "peer": x.peer,
+                 "threshold": x.threshold, "coverage": coverage},
+        entities=lambda: top_values(con, source, f"seq IN ({picked})", params=params),
+        track_eks=[x.ek] if one_actor else [], links=one_actor, attach_on_update=one_actor))
+
+
+def _coverage(ctx: RunContext, ek: int) -> float | None:
+    """Share of the customer base this entity has touched so far."""
+    con = ctx.con
+    if "customer_base" not in ctx.stats:
+        ctx.stats["customer_base"] = con.execute(
+            "SELECT count(DISTINCT subject_id) FROM subject_status_state").fetchall()[0][0] or None
+    base = ctx.stats["customer_base"]
+    if not base:
+        return None
+    touched = con.execute("SELECT coalesce(sum(n), 0) FROM counter_buckets WHERE metric = 'subj' AND gran = 'h' "
+                          "AND ek = ?", [ek]).fetchall()[0][0]
+    return float(touched) / base

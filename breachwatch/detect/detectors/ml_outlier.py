@@ -1,0 +1,209 @@
+"""ml_outlier: an entity whose last hour, taken as a whole, looks like nothing its peers ever did.
+
+Single counters miss a campaign that stays just under each threshold at once;
+a multivariate model sees the unusual shape (each request a new person, from a
+source new to its account, many misses, many records per request). An
+IsolationForest per entity type, trained on the history's per-entity,
+per-hour feature vectors, scores each active entity at fixed event-time
+checkpoints; the evidence names the features that drove the score.
+
+Logic:
+  steps      = per (entity, step bucket): requests, bytes, records, errors, first touches,
+               novel-source events                                     (sums, appended every segment)
+  checkpoint = every `step` of event time the gateway feed's watermark has passed
+  vector     = sums over the `window` before the checkpoint, for entities active in the last step
+  alert      = IsolationForest decision below -score_margin (past the paper's 0.5 anomaly line) and
+               at least min_features_beyond features above anything in the history, with at least
+               min_requests in the window; detected at the entity's last event before the checkpoint
+"""
+from __future__ import annotations
+
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from breachwatch.detect.alert import AlertCandidate, add_candidate_events
+from breachwatch.detect.context import RunContext
+from breachwatch.detect.counting import NARROW
+from breachwatch.detect.entities import LABEL
+
+NAME = "ml_outlier"
+# Shapes, not volumes: a sale day triples every volume but changes none of these; a tool walking
+# through other people's records changes several at once.
+FEATURES = ("error share", "records per request", "bytes per request", "new-people share", "novel-source share")
+# Only sums: a step written by several runs adds up to the same vector however events were batched.
+_SUMS = ("requests", "bytes", "subject_reads", "errors", "new_subjects", "novel")
+_MODELS: dict[tuple, tuple] = {}
+
+
+def _vector_sql(alias: str = "") -> str:
+    p = f"{alias}." if alias else ""
+    return (f"[{p}errors / {p}requests, {p}subject_reads / {p}requests, ln(1 + {p}bytes / {p}requests), "
+            f"{p}new_subjects / {p}requests, {p}novel / {p}requests]")
+
+
+def run(ctx: RunContext) -> None:
+    d = ctx.cfg.detectors[NAME]
+    if not d["enabled"]:
+        return
+    if ctx.accesses:
+        _record_steps(ctx, d)
+    if ctx.learn_only:
+        ctx.stats["ml_checkpoint"] = _last_checkpoint(ctx, d)
+        return
+    _score_checkpoints(ctx, d)
+
+
+def _record_steps(ctx: RunContext, d: dict) -> None:
+    con = ctx.con
+    ctx.need("_ent")
+    ctx.need("_novelty")
+    acc = ctx.need("_acc_b")
+    step = int(d["step"])
+    etypes = ", ".join(f"'{e}'" for e in d["entities"]) or "''"
+    new_subjects = ("LEFT JOIN (SELECT ek, seq, count(*) AS k FROM _en_first GROUP BY ALL) f "
+                    "ON f.ek = e.ek AND f.seq = e.seq" if ctx.stats.get("en_first") else
+                    "LEFT JOIN (SELECT NULL::UBIGINT AS ek, NULL::BIGINT AS seq, 0 AS k) f ON FALSE")
+    con.execute(f"""INSERT INTO entity_steps
+        SELECT e.ek, time_bucket(INTERVAL {step} SECOND, e.time) AS bucket, max(e.time), count(*),
+               sum(coalesce(a.bytes_out, 0)), sum(coalesce(len(a.subject_ids), 0)),
+               sum(CASE WHEN coalesce(a.status, 200) >= 400 THEN 1 ELSE 0 END), sum(coalesce(f.k, 0)),
+               sum(CASE WHEN n.novel_dims > 0 OR NOT n.has_history THEN 1 ELSE 0 END)
+        FROM _ent e JOIN {acc} a ON a.seq = e.seq JOIN _novelty n ON n.seq = e.seq {new_subjects}
+        WHERE e.etype IN ({etypes}) GROUP BY e.ek, bucket ORDER BY bucket""")
+
+
+def _last_checkpoint(ctx: RunContext, d: dict) -> datetime | None:
+    feed = ctx.feeds.get(ctx.cfg.feed_of_kind().get("access"))
+    if feed is None or feed.watermark is None:
+        return ctx.stats.get("ml_checkpoint")
+    step = int(d["step"])
+    wm = feed.watermark
+    epoch = datetime(1970, 1, 1)
+    return epoch + timedelta(seconds=math.floor((wm - epoch).total_seconds() / step) * step)
+
+
+def _score_checkpoints(ctx: RunContext, d: dict) -> None:
+    con = ctx.con
+    last = ctx.stats.get("ml_checkpoint")
+    upto = _last_checkpoint(ctx, d)
+    if upto is None:
+        return
+    step = timedelta(seconds=int(d["step"]))
+    if last is None:
+        last = upto - step
+    c = last + step
+    if c > upto:
+        return
+    models = _models(ctx, d)
+    while c <= upto:
+        if models:
+            _score_one(ctx, d, c, models)
+        c += step
+    ctx.stats["ml_checkpoint"] = upto
+
+
+def _score_one(ctx: RunContext, d: dict, c: datetime, models: dict) -> None:
+    con = ctx.con
+    step, window = int(d["step"]), int(d["window"])
+    sums = ", ".join(f"sum(s.{k}) AS {k}" for k in _SUMS)
+    rows = con.execute(f"""
+        WITH active AS (SELECT DISTINCT ek FROM entity_steps WHERE bucket = ?::TIMESTAMP - INTERVAL {step} SECOND),
+             win AS (SELECT s.ek, {sums}, max(s.last_time) AS last_time, min(s.bucket) AS first_bucket
+                     FROM entity_steps s SEMI JOIN active a ON a.ek = s.ek
+                     WHERE s.bucket >= ?::TIMESTAMP - INTERVAL {window} SECOND AND s.bucket < ? GROUP BY s.ek)
+        SELECT w.ek, r.etype, r.ptype, r.entity, w.last_time, {_vector_sql('w')}, w.requests, w.first_bucket
+        FROM win w JOIN entity_registry r ON r.ek = w.ek WHERE w.requests >= {int(d['min_requests'])}""",
+                       [c, c, c]).fetchall()
+    by_type: dict[str, list] = {}
+    for row in rows:
+        if row[1] in models:
+            by_type.setdefault(row[1], []).append(row)
+    for etype, group in by_type.items():
+        model, train, p99, top = models[etype]
+        x = np.array([r[5] for r in group], dtype=float)
+        scores = model.decision_function(x)
+        # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to leave
+        # the history's range on at least `min_features_beyond` features too.
+        beyond = (x > top).sum(axis=1)
+        for r, s, v, b in zip(group, scores, x, beyond):
+            if s < -d["score_margin"] and b >= d["min_features_beyond"]:
+                _candidate(ctx, d, r, float(s), v, train, p99, c)
+
+
+def _candidate(ctx: RunContext, d: dict, row, score: float, v: np.ndarray, train: np.ndarray, p99: np.ndarray,
+               c: datetime) -> None:
+    ek, etype, ptype, entity, last_time, _, requests, first_bucket = row
+    # The features furthest above what the training history shows drove the score.
+    spread = np.maximum(p99 - np.median(train, axis=0), 1e-6)
+    excess = (v - p99) / spread
+    top = [i for i in np.argsort(-excess)[:3] if excess[i] > 0]
+    shown = [f"{FEATURES[i]} {_show(i, v[i])} (peers' 99th percentile {_show(i, p99[i])})" for i in top]
+    key = f"outlier:{etype}:{ptype}:{entity}"
+    # The window's events still in this segment (earlier ones are in the store; scope finds them).
+    add_candidate_events(ctx.con, NAME, f"""SELECT ?, a.event_id, a.time FROM {ctx.need("_acc_b")} a
+        WHERE a.seq IN (SELECT seq FROM _ent WHERE ek = ? AND time >= ? AND time < ?)""",
+                         [key, ek, first_bucket, c])
+    ctx.add(AlertCandidate(
+        detector=NAME, rule="outlier", dedup_key=key, severity=d["severity"],
+        first_seen=first_bucket, detected_at=last_time, last_seen=last_time, etype=etype,
+        ptype=ptype, entity=entity,
+        evidence=(f"{LABEL.get(etype, etype)} {entity} ({ptype} traffic) over the hour to {c:%m-%d %H:%M} is unlike "
+                  f"anything in the history (anomaly score {-score:.2f} past the line); driven by "
+                  + ("; ".join(shown) if shown else "an unusual combination of otherwise ordinary values")),
+        metrics={"score": score, "requests": requests, "features": dict(zip(FEATURES, map(float, v)))},
+        track_eks=[int(ek)] if etype in NARROW else [], links=etype in NARROW, attach_on_update=etype in NARROW))
+
+
+def _show(i: int, v: float) -> str:
+    if FEATURES[i].endswith("share"):
+        return f"{v:.0%}"
+    if FEATURES[i] == "bytes per request":
+        return f"{math.expm1(v):,.0f}"
+    return f"{v:,.1f}"
+
+
+def _models(ctx: RunContext, d: dict) -> dict:
+    """IsolationForest per entity type, fitted on the stored training vectors (cached per baseline)."""
+    from sklearn.ensemble import IsolationForest
+    con = ctx.con
+    db = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
+    key = (db, str(ctx.baseline_at), int(d["trees"]), int(d["seed"]))
+    if key in _MODELS:
+        return _MODELS[key][0]
+    models = {}
+    for etype, in con.execute("SELECT DISTINCT etype FROM ml_training").fetchall():
+        train = np.array([r[0] for r in con.execute("SELECT features FROM ml_training WHERE etype = ?",
+                                                    [etype]).fetchall()], dtype=float)
+        if len(train) < d["min_training_rows"]:
+            continue
+        model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
+        model.fit(train)
+        models[etype] = (model, train, np.quantile(train, 0.99, axis=0), train.max(axis=0))
+    _MODELS.clear()
+    _MODELS[key] = (models,)
+    return models
+
+
+def learn(con, cfg, since: datetime, until: datetime) -> None:
+    """Sample each entity type's per-step trailing-window vectors from the history."""
+    d = cfg.detectors[NAME]
+    con.execute("DELETE FROM ml_training")
+    if not d["enabled"]:
+        return
+    window, step = int(d["window"]), int(d["step"])
+    sums = ", ".join(f"sum({k}) OVER w AS {k}" for k in _SUMS)
+    con.execute(f"""INSERT INTO ml_training
+        SELECT etype, v FROM (
+            SELECT r.etype, {_vector_sql('x')} AS v,
+                   row_number() OVER (PARTITION BY r.etype ORDER BY hash(x.ek, x.bucket)) AS rn
+            FROM (SELECT ek, bucket, {sums} FROM (
+                      SELECT ek, bucket, {", ".join(f"sum({k}) AS {k}" for k in _SUMS)} FROM entity_steps s
+                      WHERE bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect x WHERE x.ek = s.ek)
+                      GROUP BY ek, bucket)
+                  WINDOW w AS (PARTITION BY ek ORDER BY bucket
+                               RANGE BETWEEN INTERVAL {window - step} SECOND PRECEDING AND CURRENT ROW)) x
+            JOIN entity_registry r ON r.ek = x.ek
+            WHERE x.requests >= {int(d['min_requests'])})
+        WHERE rn <= {int(d['max_training_rows'])}""", [since, until])

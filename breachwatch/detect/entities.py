@@ -1,0 +1,62 @@
+"""Who or what an event can be attributed to, as SQL over an event row.
+
+An entity is (type, principal type, value): the same IP used by customers and
+by staff is two entities, so each is compared with peers that behave alike.
+Every entity gets a 64-bit key `ek` so state tables join on one column.
+"""
+from __future__ import annotations
+
+from breachwatch.detect.config import ENTITY_TYPES
+
+# IPv4 to its /24, IPv6 to its /48: the granularity at which carriers hand out
+# and renumber ranges, and at which a rented block shows up.
+_PREFIX = ("CASE WHEN {p}src_ip LIKE '%.%.%.%' THEN regexp_extract({p}src_ip, '^(\\d+\\.\\d+\\.\\d+)\\.', 1) || '.0/24' "
+           "WHEN {p}src_ip LIKE '%:%' THEN array_to_string(string_split({p}src_ip, ':')[1:3], ':') || '::/48' END")
+
+_VALUE = {
+    "principal": "{p}principal_id",
+    "key": "{p}key_id",
+    "ip": "{p}src_ip",
+    "prefix": _PREFIX,
+    "asn": "{p}src_asn",
+    "country": "{p}src_country",
+    "fingerprint": "{p}client_fingerprint",
+    "user_agent": "{p}user_agent",
+}
+
+LABEL = {"principal": "principal", "key": "signing key", "ip": "IP", "prefix": "IP range", "asn": "network (ASN)",
+         "country": "country", "fingerprint": "client fingerprint", "user_agent": "user agent"}
+
+# Contract 5 names the entity lists by these plural keys.
+CONTRACT_KEY = {"principal": "principals", "token": "tokens", "key": "keys", "ip": "ips", "prefix": "ips",
+                "asn": "asns", "country": "countries", "fingerprint": "fingerprints", "user_agent": "user_agents"}
+
+
+def value_sql(etype: str, alias: str = "") -> str:
+    if etype not in _VALUE:
+        raise ValueError(f"entity type '{etype}' is not known. Fix: use one of {', '.join(ENTITY_TYPES)}.")
+    return _VALUE[etype].format(p=f"{alias}." if alias else "")
+
+
+def ptype_sql(alias: str = "") -> str:
+    p = f"{alias}." if alias else ""
+    return f"coalesce({p}principal_type, 'anonymous')"
+
+
+def ek_sql(etype: str, ptype: str, value: str) -> str:
+    """The entity key: one hash over type, principal type and value."""
+    return f"hash('{etype}', {ptype}, {value})"
+
+
+def entity_rows_sql(source: str, etypes: list[str] | tuple[str, ...], columns: str = "seq",
+                    where: str = "TRUE") -> str:
+    """One row per (event, entity type) with a non-null value: columns, etype, ptype, entity, ek.
+
+    `source` is a table or subquery of events; `columns` are carried through.
+    """
+    parts = []
+    for et in etypes:
+        v = value_sql(et)
+        parts.append(f"SELECT {columns}, '{et}' AS etype, {ptype_sql()} AS ptype, {v} AS entity, "
+                     f"{ek_sql(et, ptype_sql(), v)} AS ek FROM {source} WHERE ({where}) AND {v} IS NOT NULL")
+    return "\nUNION ALL\n".join(parts)

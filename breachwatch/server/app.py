@@ -1,0 +1,111 @@
+"""The FastAPI application: API, dashboard, static files, errors and security headers.
+
+`create_app(config)` builds it; the server context (store, writer, loops)
+starts with the app and stops with it, so tests run the real thing in-process
+and `breachwatch serve` runs the same app under Uvicorn.
+"""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
+
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from breachwatch import __version__
+from breachwatch.server.auth import ApiError
+from breachwatch.server.config import ServerConfig
+from breachwatch.server.context import AuditUnavailable, ServerContext
+
+# Scripts and styles only from this server; plotly draws with inline styles.
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+       "font-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+
+
+class SecurityHeaders:
+    """Pure ASGI middleware: security headers on every answer, and a count per status code."""
+
+    def __init__(self, app: Any, tls: bool, counter: Any) -> None:
+        self.app, self.tls, self.counter = app, tls, counter
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        static = scope.get("path", "").startswith("/static/")
+
+        async def send_with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                h = list(message.get("headers", []))
+                h += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY"),
+                      (b"referrer-policy", b"no-referrer"), (b"content-security-policy", CSP.encode()),
+                      (b"cross-origin-opener-policy", b"same-origin")]
+                if not static:  # answers carry personal data: never cached
+                    h.append((b"cache-control", b"no-store"))
+                if self.tls:
+                    h.append((b"strict-transport-security", b"max-age=31536000"))
+                message["headers"] = h
+                self.counter.inc(label=str(message["status"]))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status, headers=headers)
+
+
+def create_app(config: ServerConfig, *, ctx: ServerContext | None = None) -> FastAPI:
+    context = ctx or ServerContext(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context.start()
+        try:
+            yield
+        finally:
+            context.stop()
+
+    app = FastAPI(title="breachwatch", version=__version__, lifespan=lifespan,
+                  description="HTTP ingest, incidents, scope and administration for breachwatch. Every call "
+                              "but /healthz and /v1/lookup needs an API key (`Authorization: Bearer`); "
+                              "see docs/server.md for the roles.")
+    app.state.ctx = context
+
+    @app.exception_handler(ApiError)
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error(exc.status, exc.code, exc.message, exc.headers)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:  # list every route's methods on this path, not only the first route's
+            methods = sorted({m for r in app.routes if isinstance(r, APIRoute) and r.path_regex.match(
+                request.url.path) for m in r.methods})
+            headers["Allow"] = ", ".join(methods)
+        return _error(exc.status_code, code, str(exc.detail), headers)
+
+    @app.exception_handler(AuditUnavailable)
+    async def audit_down(request: Request, exc: AuditUnavailable) -> JSONResponse:
+        return _error(503, "audit_unavailable", f"{exc}; the read was refused. Fix: check the store's disk.",
+                      {"Retry-After": "5"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSONResponse({"error": "invalid_request", "message": f"{where}: {first.get('msg', 'invalid')}. "
+                             "Fix: see the OpenAPI spec at /openapi.json.",
+                             "detail": jsonable_encoder(exc.errors())},
+                            status_code=422)
+
+    from breachwatch.server import api, dashboard
+    api.mount(app)
+    dashboard.mount(app)
+    app.add_middleware(SecurityHeaders, tls=config.tls, counter=context.metrics.requests)
+    return app

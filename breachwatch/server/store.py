@@ -1,0 +1,58 @@
+"""The server's hold on the store: one DuckDB database, one cursor per thread.
+
+The server is the store's only writing process. Inside it, the event chain has
+one writer thread (`writer.py`); changes to incidents, scope and accounts take
+`state_lock`, so detection and an analyst's click never race on the same rows;
+reads use their own cursors and see committed data only.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import duckdb
+
+from breachwatch.store import encryption
+from breachwatch.store.db import connect
+
+
+class ServerStore:
+    def __init__(self, path: str | os.PathLike[str], *, db_key_file: str | None = None) -> None:
+        self.path = str(Path(path))
+        key = encryption.load_key(db_key_file)
+        self.encrypted = key is not None
+        self.con = encryption.connect_encrypted(self.path, key) if key else connect(self.path)
+        self.state_lock = threading.RLock()
+        self._closed = False
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        cur = self.con.cursor()
+        if self.encrypted:
+            cur.execute(f"USE {encryption.ALIAS}")
+        return cur
+
+    @contextmanager
+    def reading(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        cur = self.cursor()
+        try:
+            yield cur
+        finally:
+            cur.close()
+
+    @contextmanager
+    def changing(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor for changes to incidents, scope, keys or accounts, one change at a time."""
+        with self.state_lock:
+            cur = self.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.con.close()

@@ -1,0 +1,77 @@
+"""Keys hashed at rest and revocable; argon2id passwords; sessions that expire; login limits; the audit chain."""
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+from server_helpers import PASSWORD, make_store
+
+from breachwatch.server import accounts, apikeys, audit
+from breachwatch.server.app import create_app
+from breachwatch.server.config import ServerConfig
+from breachwatch.store.db import connect
+
+
+def test_keys_are_hashed_shown_once_and_revocable(tmp_path):
+    con = connect(tmp_path / "s.duckdb")
+    token, row = apikeys.create_key(con, "gw", ["ingest"], by="t")
+    assert token.startswith(f"bw_{row['key_id']}_") and len(token) > 50
+    stored = con.execute("SELECT * FROM api_keys").fetchall()
+    assert token not in repr(stored) and token.split("_", 2)[2] not in repr(stored)
+    assert apikeys.authenticate_key(con, token).roles == ("ingest",)
+    assert apikeys.authenticate_key(con, token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    apikeys.revoke_key(con, row["key_id"], by="t")
+    assert apikeys.authenticate_key(con, token) is None
+    with pytest.raises(ValueError, match="unknown role"):
+        apikeys.create_key(con, "x", ["root"], by="t")
+
+
+def test_passwords_are_argon2id_and_sessions_expire(tmp_path):
+    con = connect(tmp_path / "s.duckdb")
+    with pytest.raises(ValueError, match="at least 12"):
+        accounts.create_user(con, "kim", ["analyst"], "short", by="t")
+    accounts.create_user(con, "kim", ["analyst"], PASSWORD, by="t")
+    h = con.execute("SELECT password_hash FROM users").fetchone()[0]
+    assert h.startswith("$argon2id$") and PASSWORD not in h
+    assert accounts.check_login(con, "kim", "wrong password!!") is None
+    assert accounts.check_login(con, "nobody", PASSWORD) is None
+    assert accounts.check_login(con, "kim", PASSWORD) == ("analyst",)
+    token, _ = accounts.start_session(con, "kim", lifetime=timedelta(hours=1), client=None)
+    assert accounts.resume_session(con, token, idle=timedelta(minutes=30)).username == "kim"
+    con.execute("UPDATE sessions SET last_seen_at = last_seen_at - INTERVAL 31 MINUTE")
+    assert accounts.resume_session(con, token, idle=timedelta(minutes=30)) is None  # idle
+    token, _ = accounts.start_session(con, "kim", lifetime=timedelta(hours=1), client=None)
+    con.execute("UPDATE sessions SET expires_at = now()::TIMESTAMP - INTERVAL 1 SECOND WHERE ended_at IS NULL")
+    assert accounts.resume_session(con, token, idle=timedelta(minutes=30)) is None  # lifetime over
+    token, _ = accounts.start_session(con, "kim", lifetime=timedelta(hours=1), client=None)
+    accounts.disable_user(con, "kim", by="t")
+    assert accounts.resume_session(con, token, idle=timedelta(minutes=30)) is None  # account disabled
+
+
+def test_logins_are_rate_limited(tmp_path):
+    db, _ = make_store(tmp_path)
+    app = create_app(ServerConfig(db=db, detect_interval_s=0, login_attempts=3))
+    with TestClient(app) as c:
+        csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+        codes = [c.post("/login", data={"username": "analyst-user", "password": "not the password",
+                                         "csrf": csrf}).status_code for _ in range(4)]
+        assert codes == [401, 401, 401, 429]
+        r = c.post("/login", data={"username": "analyst-user", "password": PASSWORD, "csrf": csrf},
+                   follow_redirects=False)
+        assert r.status_code == 429 and int(r.headers["retry-after"]) > 0  # even the right password waits
+        with app.state.ctx.store.reading() as cur:
+            assert cur.execute("SELECT count(*) FROM audit_log WHERE action = 'login.failed'").fetchone()[0] == 3
+
+
+def test_audit_trail_is_append_only_by_hash_chain(tmp_path):
+    con = connect(tmp_path / "s.duckdb")
+    for i in range(5):
+        audit.record(con, actor="user:kim", action="incident.view", resource=f"incident/INC-{i}")
+    assert audit.verify_audit(con) is None
+    con.execute("UPDATE audit_log SET resource = 'incident/INC-9' WHERE seq = 3")
+    assert audit.verify_audit(con) == 3
+    con.execute("UPDATE audit_log SET resource = 'incident/INC-2' WHERE seq = 3")
+    con.execute("DELETE FROM audit_log WHERE seq = 2")
+    assert audit.verify_audit(con) == 2

@@ -1,0 +1,151 @@
+"""HTTP ingest: receipts, limits, shared commits with per-request counts, overload, watched folders, --server."""
+from __future__ import annotations
+
+import gzip
+import os
+import time
+
+import orjson
+import pytest
+from fastapi.testclient import TestClient
+from server_helpers import ServerProcess, event, make_store
+
+from breachwatch.server.app import create_app
+from breachwatch.server.bodies import parse_body
+from breachwatch.server.client import ServerClient
+from breachwatch.server.config import ServerConfig
+from breachwatch.server.store import ServerStore
+from breachwatch.server.writer import Overloaded, StoreWriter
+from breachwatch.store.db import connect
+
+
+def _ndjson(records):
+    return b"".join(orjson.dumps(r) + b"\n" for r in records)
+
+
+@pytest.fixture()
+def client(tmp_path):
+    db, keys = make_store(tmp_path)
+    app = create_app(ServerConfig(db=db, detect_interval_s=0, max_body_bytes=64 * 1024))
+    with TestClient(app) as c:
+        c.headers["Authorization"] = f"Bearer {keys['ingest']}"
+        yield c, db
+
+
+def test_receipts_match_file_ingest_rules(client):
+    c, db = client
+    body = _ndjson([event(i) for i in range(5)]) + b"{not json\n" + orjson.dumps({"kind": "access"}) + b"\n"
+    r = c.post("/v1/events", content=body)
+    assert r.status_code == 202
+    got = r.json()
+    assert (got["records"], got["loaded"], got["duplicates"], got["quarantined"]) == (7, 5, 0, 2)
+    assert got["quarantined_by_reason"] == {"invalid_json": 1, "missing_field": 1}
+    # the same events again, as a gzip JSON array: all duplicates
+    r = c.post("/v1/events", content=gzip.compress(orjson.dumps([event(i) for i in range(5)])),
+               headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+    assert r.json()["loaded"] == 0 and r.json()["duplicates"] == 5
+    # a conflict (same id, other content) is quarantined, as in file ingest
+    r = c.post("/v1/events", content=_ndjson([event(0, src_ip="10.9.9.9")]))
+    assert r.json()["quarantined_by_reason"] == {"conflict": 1}
+    with c.app.state.ctx.store.reading() as cur:
+        assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == 5
+        assert cur.execute("SELECT count(*) FROM quarantine WHERE source LIKE 'http:%'").fetchone()[0] == 3
+
+
+def test_size_limits_and_bad_bodies_store_nothing(client):
+    c, db = client
+    big = _ndjson([event(i, attributes={"pad": "x" * 500}) for i in range(200)])
+    assert c.post("/v1/events", content=big).status_code == 413
+    bomb = gzip.compress(b"\n" * (1 << 20))
+    assert c.post("/v1/events", content=bomb).status_code == 413
+    assert c.post("/v1/events", content=gzip.compress(_ndjson([event(1)]))[:-6]).status_code == 400
+    assert c.post("/v1/events", content=b"[{\"a\": 1},").status_code == 400
+    with c.app.state.ctx.store.reading() as cur:
+        assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == 0
+
+
+def test_shared_commit_gives_each_request_its_own_counts(tmp_path):
+    db, _ = make_store(tmp_path)
+    store = ServerStore(db)
+    w = StoreWriter(store, None)
+    a = parse_body(_ndjson([event(i, "a") for i in range(3)] + [event(0, "a")]), limit=1 << 20, max_line=1 << 20,
+                   ids_up_to=100)
+    b = parse_body(_ndjson([event(0, "a"), event(1, "b")]) + b"{broken\n", limit=1 << 20, max_line=1 << 20,
+                   ids_up_to=100)
+    c = parse_body(_ndjson([event(1, "c")]), limit=1 << 20, max_line=1 << 20, ids_up_to=100)
+    futures = [w.submit(a, "A"), w.submit(c, "C")]  # queued before the writer starts: one group commit
+    w.start()
+    ra, rc = [f.result(30) for f in futures]
+    rb = w.submit(b, "B").result(30)
+    w.stop()
+    assert ra["source"] == rc["source"] and ra["first_position"] == 1 and rc["first_position"] == 5
+    assert (ra["loaded"], ra["duplicates"], ra["quarantined"]) == (3, 1, 0)
+    assert (rc["loaded"], rc["duplicates"], rc["quarantined"]) == (1, 0, 0)
+    assert (rb["loaded"], rb["duplicates"], rb["quarantined_by_reason"]) == (1, 1, {"invalid_json": 1})
+    assert w.commits == 2
+    with store.reading() as cur:
+        assert cur.execute("SELECT count(*) FROM events").fetchone()[0] == 5
+    store.close()
+
+
+def test_overload_refuses_at_once_and_stores_nothing_of_it(tmp_path):
+    db, _ = make_store(tmp_path)
+    store = ServerStore(db)
+    w = StoreWriter(store, None, max_pending_records=10, max_group_records=10)
+    first = w.submit(parse_body(_ndjson([event(i) for i in range(8)]), limit=1 << 20, max_line=1 << 20), "x")
+    with pytest.raises(Overloaded) as e:
+        w.submit(parse_body(_ndjson([event(i, "z") for i in range(8)]), limit=1 << 20, max_line=1 << 20), "x")
+    assert e.value.retry_after >= 1
+    w.start()
+    assert first.result(30)["loaded"] == 8
+    w.stop()
+    with store.reading() as cur:
+        assert cur.execute("SELECT count(*) FROM events WHERE event_id LIKE 'z%'").fetchone()[0] == 0
+    store.close()
+
+
+def test_http_429_has_retry_after(tmp_path):
+    db, keys = make_store(tmp_path)
+    app = create_app(ServerConfig(db=db, detect_interval_s=0, max_pending_records=5, max_group_records=5))
+    ctx = app.state.ctx
+    ctx.writer.submit(parse_body(_ndjson([event(i) for i in range(5)]), limit=1 << 20, max_line=1 << 20), "x")
+    client = TestClient(app)  # without the lifespan: the writer is not running, so the queue stays full
+    r = client.post("/v1/events", content=_ndjson([event(9)]), headers={"Authorization": f"Bearer {keys['ingest']}"})
+    assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
+    ctx.store.close()
+
+
+def test_watched_folder_files_are_ingested_once(tmp_path):
+    db, keys = make_store(tmp_path)
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    (spool / "a.ndjson").write_bytes(_ndjson([event(i, "w") for i in range(4)]))
+    (spool / "b.ndjson.open").write_bytes(_ndjson([event(9, "w")]))  # still being written
+    old = time.time() - 10
+    os.utime(spool / "a.ndjson", (old, old))
+    app = create_app(ServerConfig(db=db, detect_interval_s=0, watch=[str(spool)], watch_interval_s=3600))
+    with TestClient(app):
+        watcher = app.state.ctx.watcher
+        watcher.scan_once()  # the loop may already have taken the file; either way once only
+        assert watcher.scan_once() == []
+        with app.state.ctx.store.reading() as cur:
+            assert cur.execute("SELECT count(*) FROM events WHERE event_id LIKE 'w%'").fetchone()[0] == 4
+            assert cur.execute("SELECT count(*) FROM watched_files").fetchone()[0] == 1
+
+
+def test_cli_sends_files_to_a_running_server(tmp_path, monkeypatch):
+    db, keys = make_store(tmp_path)
+    f = tmp_path / "events.ndjson"
+    f.write_bytes(_ndjson([event(i, "cli") for i in range(50)]) + b"{oops\n")
+    server = ServerProcess(db, "--detect-interval", "0")
+    try:
+        with ServerClient(server.url, keys["ingest"]) as sc:
+            got = sc.ingest_paths([str(f)], batch=20)
+        assert (got["loaded"], got["quarantined"], got["requests"]) == (50, 1, 3)
+        with ServerClient(server.url, keys["analyst"]) as sc:
+            with pytest.raises(Exception, match="403"):
+                sc.ingest_paths([str(f)])
+    finally:
+        server.stop()
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT count(*) FROM events WHERE event_id LIKE 'cli%'").fetchone()[0] == 50
