@@ -2,7 +2,7 @@
 # Install the Debian packages breachwatch needs, only those that are missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t wanted < <(grep -vE '^\s*(#|$)' deps/debian.txt)
+mapfile -t wanted < <(sed 's/#.*//' deps/debian.txt | awk 'NF {print $1}')
 missing=()
 for p in "${wanted[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
