@@ -34,15 +34,18 @@ COUNTER_METRICS = {
 def refresh(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -> None:
     """Replace all baselines with ones learned from the history before `until`.
 
-    Entities under an incident that is not a false positive teach nothing: neither their own
-    level nor their peers' (a stale credential's night of reads must not become what staff do).
+    Actors under an incident that is not a false positive (a principal, an IP, a new tool: the
+    focused alerts) teach nothing, neither their own level nor their peers' (a stale credential's
+    night of reads must not become what staff do). Crowds keep learning: an attack is a small
+    part of a country's traffic, and dropping the country's own level would make every ordinary
+    hour of it look new.
     """
     since = until - timedelta(seconds=cfg.engine["baseline_history"])
     con.execute("DELETE FROM baselines WHERE scope IN ('own', 'peer')")
     con.execute("""CREATE OR REPLACE TEMP TABLE _suspect AS
         SELECT DISTINCT hash(a.etype, a.ptype, a.entity) AS ek FROM alerts a
         JOIN incidents i ON i.incident_id = a.incident_id
-        WHERE a.status = 'raised' AND i.status <> 'false_positive' AND a.ptype IS NOT NULL""")
+        WHERE a.status = 'raised' AND a.links AND i.status <> 'false_positive' AND a.ptype IS NOT NULL""")
     for metric, det in COUNTER_METRICS.items():
         d = cfg.detectors[det]
         if not d["enabled"]:

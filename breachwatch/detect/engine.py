@@ -1,12 +1,13 @@
 """The detection engine: new events in, alerts and incidents out, exactly once.
 
-Each run takes the events stored since the last run (batch ids above the
-progress mark), splits them into segments at baseline-refresh points of event
-time, and for each segment advances the feeds' watermarks, updates lifecycle
-state, runs every detector, records alerts, merges them into incidents and
-folds new events into incidents' blast radius. The whole run is one
-transaction: a crash leaves nothing half-done, and a re-run over the same
-events adds nothing.
+Each run takes the events stored since the last run (batch ids above a
+progress mark per tier). The provenance tier advances the feeds' watermarks,
+updates lifecycle state and runs the provenance detectors over all of them;
+the behavioural tier splits them into segments at baseline-refresh points of
+event time and runs the counting detectors over each. Both record alerts,
+merge them into incidents and fold new events into incidents' blast radius.
+The whole run is one transaction: a crash leaves nothing half-done, and a
+re-run over the same events adds nothing.
 
 `--backfill` runs the same code over history already in the store with the
 behavioural detectors learning only, then learns baselines from it, so a new

@@ -145,7 +145,8 @@ def replay(con: duckdb.DuckDBPyConnection, db_path: str, tables: Iterable[pa.Tab
 
 
 def score(con: duckdb.DuckDBPyConnection, truth: dict[str, Any]) -> dict[str, Any]:
-    """Per scenario: detected, time_to_detect_s, subjects_exposed_before_detection; and false positives."""
+    """Per scenario (Contract 4 names): detected, time_to_detect_s, subjects_exposed_before_detection; and
+    the incidents that hold no malicious event at all (false positives)."""
     con.execute("CREATE OR REPLACE TEMP TABLE _truth (scenario VARCHAR, event_id VARCHAR)")
     for s in truth["scenarios"]:
         ids = s.get("malicious_event_ids") or []
@@ -154,9 +155,11 @@ def score(con: duckdb.DuckDBPyConnection, truth: dict[str, Any]) -> dict[str, An
                 con.execute("INSERT INTO _truth SELECT ?, event_id FROM _truth_in", [s["name"]])
     con.execute("""CREATE OR REPLACE TEMP TABLE _truth_ev AS
         SELECT t.scenario, e.event_id, e.time, e.subject_ids FROM _truth t JOIN events e ON e.event_id = t.event_id""")
-    matched = con.execute("""SELECT t.scenario, min(i.detected_at), list(DISTINCT i.incident_id)
-        FROM incident_events ie JOIN _truth t ON t.event_id = ie.event_id JOIN incidents i ON i.incident_id = ie.incident_id
-        GROUP BY t.scenario""").fetchall()
+    # Caught when an alert that entered an incident holds one of its events: at the later of the
+    # alert's decision and that event (an alert raised for something else covers it only from then).
+    matched = con.execute("""SELECT t.scenario, min(greatest(a.detected_at, e.time)), list(DISTINCT a.incident_id)
+        FROM alert_events e JOIN alerts a ON a.alert_id = e.alert_id JOIN _truth t ON t.event_id = e.event_id
+        WHERE a.incident_id IS NOT NULL GROUP BY t.scenario""").fetchall()
     by = {s: (d, ids) for s, d, ids in matched}
     out = []
     for s in truth["scenarios"]:

@@ -3,9 +3,9 @@
 Alerts that share an entity and overlap in time are one incident: a forged
 token campaign, the IPs it came from and the fingerprint of its tool surface
 as several alerts but are one attack. An alert joins an open incident when
-their lead entities match (same kind of traffic), or they share a token or an
-IP seen in one actor's events, and their times are within `merge_gap` of each
-other.
+their lead entities match (same kind of traffic), or they share at least two
+tokens or IPs seen in one actor's events, and their times are within
+`merge_gap` of each other.
 
 Every segment folds the events newly linked to incidents into their people,
 fields and entities (the running blast radius) and counts; severity rises
@@ -100,8 +100,9 @@ def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: s
     values = ", ".join("(?, ?, ?)" for _ in links)
     # The first pair is the alert's own lead entity; the rest come from its (one actor's) events.
     params = [x for i, pair in enumerate(links) for x in (*pair, i == 0)]
-    # A broad entity (a key, a country) links only lead to lead, for the same kind of traffic; anything
-    # else only to entities seen in the events of one actor, never to a crowd's.
+    # A broad entity (a key, a country) links only lead to lead, for the same kind of traffic. Other
+    # entities (IPs, tokens) link to those seen in the events of one actor, never to a crowd's, and
+    # it takes two of them: one shared address can be a coincidence of proxy pools.
     rows = con.execute(f"""
         SELECT i.incident_id FROM incidents i
         JOIN incident_entities e ON e.incident_id = i.incident_id
@@ -112,6 +113,8 @@ def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: s
           AND CASE WHEN e.etype IN ({", ".join(f"'{b}'" for b in BROAD)})
                    THEN e.lead AND l.is_lead AND e.ptype IS NOT DISTINCT FROM ?
                    ELSE e.linkable END
+        GROUP BY i.incident_id, i.seq
+        HAVING bool_or(e.lead AND l.is_lead) OR count(DISTINCT (e.etype, e.value)) >= 2
         ORDER BY i.seq LIMIT 1""", [*params, last, first, ptype]).fetchall()
     return rows[0][0] if rows else None
 

@@ -2,18 +2,22 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-BIN = Path(sys.executable).parent / "breachwatch"
+import pytest
+from cli_runner import run_group_cli
 
 
-def _run(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    env = {**os.environ, "BREACHWATCH_DB": str(cwd / "store.duckdb")}
-    env.pop("BREACHWATCH_CATALOG", None)
-    p = subprocess.run([str(BIN), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path, monkeypatch):
+    """Each test is a user in a fresh directory: ./breachwatch.yaml and the store live there."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("BREACHWATCH_DB", str(tmp_path / "store.duckdb"))
+    monkeypatch.delenv("BREACHWATCH_CATALOG", raising=False)
+
+
+def _run(*args: str, cwd: Path, check: bool = True):
+    p = run_group_cli(("ingest", "detect", "incidents"), *args)
     if check:
         assert p.returncode == 0, p.stderr + p.stdout
     return p

@@ -39,8 +39,10 @@ def _world(attacks: bool) -> tuple[W.World, dict]:
 def _run(tmp_path, name: str, w: W.World, drop: tuple[str, ...] = ()):
     path = str(tmp_path / f"{name}.duckdb")
     con = connect(path)
+    # Detection times do not depend on the batch size (test_detect_engine proves it), so big batches
+    # keep this quick.
     replay(con, path, w.tables(drop_kinds=drop), load_detect_config(W.catalog()),
-           warmup_until=W.START + timedelta(days=3), batch_s=3600)
+           warmup_until=W.START + timedelta(days=3), batch_s=6 * 3600)
     return con
 
 
@@ -62,17 +64,7 @@ def attacked(tmp_path_factory):
     con.close()
 
 
-def test_benign_surprises_open_no_incident(tmp_path):
-    w, _ = _world(attacks=False)
-    con = _run(tmp_path, "benign", w)
-    try:
-        incidents = list_incidents(con)
-        assert incidents == [], [i["summary"] for i in incidents]
-    finally:
-        con.close()
-
-
-def test_every_attack_is_in_an_incident_and_nothing_else_is(attacked):
+def test_every_attack_is_in_an_incident_and_the_benign_surprises_are_not(attacked):
     con, w, starts = attacked
     found: dict[str, list] = {}
     for inc in list_incidents(con):

@@ -26,7 +26,7 @@ import numpy as np
 from breachwatch.detect.alert import AlertCandidate, add_candidate_events
 from breachwatch.detect.context import RunContext
 from breachwatch.detect.counting import NARROW
-from breachwatch.detect.entities import LABEL
+from breachwatch.detect.entities import LABEL, value_sql
 
 NAME = "ml_outlier"
 # Shapes, not volumes: a sale day triples every volume but changes none of these; a tool walking
@@ -141,10 +141,10 @@ def _candidate(ctx: RunContext, d: dict, row, score: float, v: np.ndarray, train
     top = [i for i in np.argsort(-excess)[:3] if excess[i] > 0]
     shown = [f"{FEATURES[i]} {_show(i, v[i])} (peers' 99th percentile {_show(i, p99[i])})" for i in top]
     key = f"outlier:{etype}:{ptype}:{entity}"
-    # The window's events still in this segment (earlier ones are in the store; scope finds them).
-    add_candidate_events(ctx.con, NAME, f"""SELECT ?, a.event_id, a.time FROM {ctx.need("_acc_b")} a
-        WHERE a.seq IN (SELECT seq FROM _ent WHERE ek = ? AND time >= ? AND time < ?)""",
-                         [key, ek, first_bucket, c])
+    # The window's events, most of them from earlier segments: read from the store.
+    add_candidate_events(ctx.con, NAME, f"""SELECT ?, event_id, time FROM events
+        WHERE kind = 'access' AND time >= ? AND time < ? AND {value_sql(etype)} = ?
+          AND coalesce(principal_type, 'anonymous') = ?""", [key, first_bucket, c, entity, ptype])
     ctx.add(AlertCandidate(
         detector=NAME, rule="outlier", dedup_key=key, severity=d["severity"],
         first_seen=first_bucket, detected_at=last_time, last_seen=last_time, etype=etype,
