@@ -34,13 +34,15 @@ def serve(
     max_body_bytes: int = typer.Option(64 << 20, "--max-body-bytes", help="Largest request body (after gunzip)."),
     max_pending_records: int = typer.Option(500_000, "--max-pending-records",
                                             help="Records queued before new batches get 429."),
+    max_group_records: int = typer.Option(20_000, "--max-group-records", min=1,
+                                          help="Most records one commit joins from concurrent requests."),
     data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Where scope runs write manifests and reports "
                                            "(default: STORE.server/)."),
     keys_jwks: list[str] = typer.Option([], "--keys-jwks", help="JWKS for the key-hygiene page (repeatable)."),
     keys_inventory: list[str] = typer.Option([], "--keys-inventory", help="Key owners file (repeatable)."),
     keys_hr: list[str] = typer.Option([], "--keys-hr", help="HR departures CSV (repeatable)."),
     drill_report: Optional[str] = typer.Option(None, "--drill-report", help="The last 'breachwatch drill --json' "
-                                               "output, shown on the drill page."),
+                                               "output, shown on the drill page (default: STORE.drill.json)."),
     log_level: str = typer.Option("info", "--log-level", help="Uvicorn log level."),
 ) -> None:
     """Serve HTTP ingest, the API and the dashboard; ingest watched folders; detect continuously.
@@ -58,7 +60,8 @@ def serve(
     cat = catalog or ("breachwatch.yaml" if os.path.exists("breachwatch.yaml") else None)
     cfg = ServerConfig(db=db_path(db), anchor=anchor, catalog=cat, db_key_file=db_key_file, host=host, port=port,
                        tls_cert=tls_cert, tls_key=tls_key, max_body_bytes=max_body_bytes,
-                       max_pending_records=max_pending_records, detect_interval_s=detect_interval, watch=list(watch),
+                       max_pending_records=max_pending_records, max_group_records=max_group_records,
+                       detect_interval_s=detect_interval, watch=list(watch),
                        data_dir=data_dir, keys_jwks=list(keys_jwks), keys_inventory=list(keys_inventory),
                        keys_hr=list(keys_hr), drill_report=drill_report)
     cfg.validate()

@@ -6,6 +6,7 @@ and `breachwatch serve` runs the same app under Uvicorn.
 """
 from __future__ import annotations
 
+import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
@@ -27,16 +28,20 @@ CSP = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline';
 
 
 class SecurityHeaders:
-    """Pure ASGI middleware: security headers on every answer, and a count per status code."""
+    """Pure ASGI middleware: security headers on every answer, a count per status code, and the time from an
+    ingest request's arrival to its 202 (what the server adds around the commit shows against the writer's
+    own timings)."""
 
-    def __init__(self, app: Any, tls: bool, counter: Any) -> None:
-        self.app, self.tls, self.counter = app, tls, counter
+    def __init__(self, app: Any, tls: bool, counter: Any, ingest_latency: Any) -> None:
+        self.app, self.tls, self.counter, self.ingest_latency = app, tls, counter, ingest_latency
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         static = scope.get("path", "").startswith("/static/")
+        started = time.perf_counter()
+        ingest = scope.get("path") == "/v1/events" and scope.get("method") == "POST"
 
         async def send_with_headers(message: dict[str, Any]) -> None:
             if message["type"] == "http.response.start":
@@ -50,6 +55,8 @@ class SecurityHeaders:
                     h.append((b"strict-transport-security", b"max-age=31536000"))
                 message["headers"] = h
                 self.counter.inc(label=str(message["status"]))
+                if ingest and message["status"] == 202:
+                    self.ingest_latency.observe(time.perf_counter() - started)
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
@@ -107,5 +114,6 @@ def create_app(config: ServerConfig, *, ctx: ServerContext | None = None) -> Fas
     from breachwatch.server import api, dashboard
     api.mount(app)
     dashboard.mount(app)
-    app.add_middleware(SecurityHeaders, tls=config.tls, counter=context.metrics.requests)
+    app.add_middleware(SecurityHeaders, tls=config.tls, counter=context.metrics.requests,
+                       ingest_latency=context.metrics.ingest_request_latency)
     return app

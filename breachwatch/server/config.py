@@ -31,7 +31,13 @@ class ServerConfig:
     keys_jwks: list[str] = field(default_factory=list)       # for the key-hygiene page
     keys_inventory: list[str] = field(default_factory=list)
     keys_hr: list[str] = field(default_factory=list)
-    drill_report: str | None = None           # the last drill's --json output, for the drill page
+    drill_report: str | None = None           # the last drill's --json output (default: STORE.drill.json)
+
+    @property
+    def drill_report_path(self) -> str:
+        """Where the drill page reads the last drill's scores: --drill-report, else next to the store, where
+        `breachwatch drill --db STORE --report STORE.drill.json` leaves them."""
+        return self.drill_report or f"{self.db}.drill.json"
 
     @property
     def tls(self) -> bool:

@@ -53,7 +53,7 @@ class ServerContext:
                                        metrics=self.metrics)
         self.watcher = FolderWatcher(self.store, self.writer, config.watch, interval_s=config.watch_interval_s,
                                      settle_s=config.watch_settle_s, metrics=self.metrics)
-        self.limiter = LoginLimiter(config.login_attempts, config.login_window_s)
+        self.limiter = LoginLimiter(self.store, config.login_attempts, config.login_window_s)
         self.data_dir = Path(config.data_dir or f"{config.db}.server")
         self.started_at = time.time()
         self._touched: dict[str, float] = {}
@@ -90,9 +90,13 @@ class ServerContext:
             due = now - self._touched.get(info.key_id, 0.0) > 60
             if due:
                 self._touched[info.key_id] = now
-        if due:  # last-used time to the minute, not a write per request
-            with self.store.changing() as cur:
-                touch_key(cur, info.key_id)
+        if due:  # last-used time to the minute, not a write per request, and never waiting for detection
+            with self.store.changing_if_free() as cur:
+                if cur is not None:
+                    touch_key(cur, info.key_id)
+                else:
+                    with self._touch_lock:
+                        self._touched.pop(info.key_id, None)  # busy: the next request stamps it
         return Principal(f"key:{info.key_id}", info.name, info.roles)
 
     # -- the audit trail -------------------------------------------------------------

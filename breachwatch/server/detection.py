@@ -48,7 +48,14 @@ class DetectionLoop:
             self._cfg = load_detect_config(self.catalog)
         started = time.perf_counter()
         with self.store.changing() as cur:
-            result = run_detect(cur, self._cfg).as_dict()
+            threads = int(cur.execute("SELECT current_setting('threads')").fetchone()[0])
+            # A pass leaves one core to ingest and the API, so acknowledgements do not queue for CPU behind
+            # detection. DuckDB's thread count is per database, not per cursor, so it is put back after.
+            cur.execute(f"SET threads = {max(1, threads - 1)}")
+            try:
+                result = run_detect(cur, self._cfg).as_dict()
+            finally:
+                cur.execute(f"SET threads = {threads}")
         self.metrics.detect_seconds.observe(time.perf_counter() - started)
         self.metrics.detect_runs.inc(label="ok")
         self.last_result, self.last_error = result, None

@@ -77,9 +77,17 @@ class Metrics:
         self.commits = Counter("breachwatch_ingest_commits_total", "Atomic ingest commits.")
         self.rejected = Counter("breachwatch_ingest_requests_refused_total",
                                 "Ingest requests refused before storing, by reason.", "reason")
+        # ack = queue wait + the store's commit + the writer's own bookkeeping; kept apart so a slow
+        # acknowledgement can be told to be the commit path's or the server's.
         self.ack_latency = Histogram("breachwatch_ingest_ack_seconds",
-                                     "From the request body read to the durable commit of its batch.")
-        self.commit_latency = Histogram("breachwatch_ingest_commit_seconds", "Time of one ingest commit.")
+                                     "From the request's parsed body entering the queue to its answer.")
+        self.ingest_request_latency = Histogram("breachwatch_ingest_request_seconds",
+                                                "From an ingest request's arrival to its 202 answer.")
+        self.queue_wait = Histogram("breachwatch_ingest_queue_wait_seconds",
+                                    "From a request entering the queue to the start of the commit holding it.")
+        self.commit_latency = Histogram("breachwatch_ingest_commit_seconds",
+                                        "Time of one ingest commit in the store (validation, dedup, chain, "
+                                        "anchor), without the server's bookkeeping.")
         self.detect_runs = Counter("breachwatch_detect_runs_total", "Detection runs, by outcome.", "outcome")
         self.detect_seconds = Histogram("breachwatch_detect_run_seconds", "Time of one detection run.")
         self.watched_files = Counter("breachwatch_watched_files_ingested_total", "Files taken from watched folders.")
@@ -92,7 +100,7 @@ class Metrics:
     def render(self) -> str:
         lines: list[str] = []
         for m in (self.requests, self.events_loaded, self.events_duplicate, self.events_quarantined, self.commits,
-                  self.rejected, self.ack_latency, self.commit_latency, self.detect_runs, self.detect_seconds,
-                  self.watched_files, self.logins, *self.gauges):
+                  self.rejected, self.ingest_request_latency, self.ack_latency, self.queue_wait, self.commit_latency,
+                  self.detect_runs, self.detect_seconds, self.watched_files, self.logins, *self.gauges):
             lines += m.render()
         return "\n".join(lines) + "\n"

@@ -51,12 +51,19 @@ def incident_timeline(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict[
     if lo is None:
         return {"incident": incident_id, "bucket_s": 60, "series": _series([], ["events", "subjects read"])}
     b = bucket_for((hi - lo).total_seconds())
+    # Every bucket of the span, quiet ones as zero: a line drawn straight across a gap would show activity
+    # that did not happen.
     rows = con.execute(f"""
-        WITH ids AS (SELECT DISTINCT event_id FROM incident_events WHERE incident_id = ?)
-        SELECT time_bucket(INTERVAL '{b} seconds', e.time) AS t, count(*),
-               sum(len(coalesce(e.subject_ids, []::VARCHAR[])))
-        FROM events e SEMI JOIN ids ON ids.event_id = e.event_id
-        GROUP BY 1 ORDER BY 1""", [incident_id]).fetchall()
+        WITH ids AS (SELECT DISTINCT event_id FROM incident_events WHERE incident_id = $id),
+        counts AS (
+            SELECT time_bucket(INTERVAL '{b} seconds', e.time) AS t, count(*) AS n,
+                   sum(len(coalesce(e.subject_ids, []::VARCHAR[]))) AS s
+            FROM events e SEMI JOIN ids ON ids.event_id = e.event_id GROUP BY 1),
+        grid AS (
+            SELECT unnest(range(time_bucket(INTERVAL '{b} seconds', $lo::TIMESTAMP),
+                                $hi::TIMESTAMP + INTERVAL '1 microsecond', INTERVAL '{b} seconds')) AS t)
+        SELECT g.t, coalesce(c.n, 0), coalesce(c.s, 0) FROM grid g LEFT JOIN counts c USING (t)
+        ORDER BY 1""", {"id": incident_id, "lo": lo, "hi": hi}).fetchall()
     return {"incident": incident_id, "bucket_s": b, "series": _series(rows, ["events", "subjects read"])}
 
 

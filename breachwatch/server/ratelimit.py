@@ -3,45 +3,51 @@
 Counting failures (not attempts) keeps a legitimate user who types correctly
 unaffected, while guessing stops after a handful of tries per account and a
 few more per address (one address trying many accounts).
+
+The counts come from the audit trail, not from memory: every failed login is
+already an append-only `login.failed` row with the account and the caller's
+address, so a restart (or a crash an attacker provokes) does not hand out a
+fresh set of guesses, and the limiter has no state of its own to keep in step.
+A successful login starts its account's count afresh; the address count runs
+on regardless.
 """
 from __future__ import annotations
 
-import threading
-import time
-from collections import defaultdict, deque
+from datetime import timedelta
+
+from breachwatch.server.apikeys import now_utc
+from breachwatch.server.store import ServerStore
+
+# One pass over the window's login rows: the account's failures since its last success, and the address's.
+_COUNTS = """
+WITH recent AS (
+    SELECT recorded_at, action, lower(actor) AS actor, client FROM audit_log
+    WHERE action IN ('login', 'login.failed') AND recorded_at > $since
+), reset AS (
+    SELECT coalesce(max(recorded_at), $since) AS after FROM recent WHERE action = 'login' AND actor = $actor
+)
+SELECT count(*) FILTER (WHERE actor = $actor AND recorded_at > (SELECT after FROM reset)),
+       min(recorded_at) FILTER (WHERE actor = $actor AND recorded_at > (SELECT after FROM reset)),
+       count(*) FILTER (WHERE client = $client),
+       min(recorded_at) FILTER (WHERE client = $client)
+FROM recent WHERE action = 'login.failed'
+"""
 
 
 class LoginLimiter:
-    def __init__(self, per_account: int, window_s: float, per_client: int | None = None) -> None:
+    def __init__(self, store: ServerStore, per_account: int, window_s: float, per_client: int | None = None) -> None:
+        self.store = store
         self.per_account = per_account
         self.per_client = per_client or per_account * 4
-        self.window = window_s
-        self._fails: dict[str, deque[float]] = defaultdict(deque)
-        self._lock = threading.Lock()
+        self.window = timedelta(seconds=window_s)
 
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self._fails[key]
-        while q and q[0] <= now - self.window:
-            q.popleft()
-        return q
-
-    def retry_after(self, account: str, client: str) -> int:
+    def retry_after(self, account: str, client: str | None) -> int:
         """Seconds until a login may be tried again; 0 when allowed now."""
-        now = time.monotonic()
-        with self._lock:
-            waits = []
-            for key, limit in ((f"a:{account.lower()}", self.per_account), (f"c:{client}", self.per_client)):
-                q = self._recent(key, now)
-                if len(q) >= limit:
-                    waits.append(q[0] + self.window - now)
-            return max(1, int(max(waits)) + 1) if waits else 0
-
-    def failed(self, account: str, client: str) -> None:
-        now = time.monotonic()
-        with self._lock:
-            self._fails[f"a:{account.lower()}"].append(now)
-            self._fails[f"c:{client}"].append(now)
-
-    def succeeded(self, account: str) -> None:
-        with self._lock:
-            self._fails.pop(f"a:{account.lower()}", None)
+        now = now_utc()
+        with self.store.reading() as cur:
+            n_account, first_account, n_client, first_client = cur.execute(_COUNTS, {
+                "since": now - self.window, "actor": f"user:{account.lower()}", "client": client}).fetchone()
+        waits = [first + self.window - now for n, first, limit in ((n_account, first_account, self.per_account),
+                                                                   (n_client, first_client, self.per_client))
+                 if n >= limit]
+        return max(1, int(max(waits).total_seconds()) + 1) if waits else 0

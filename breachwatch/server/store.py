@@ -52,6 +52,25 @@ class ServerStore:
             finally:
                 cur.close()
 
+    @contextmanager
+    def changing_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
+        """Like `changing`, but yields None at once while another change (a detection run) holds the store.
+
+        For best-effort bookkeeping on a request's path (a key's last-used time): a detection run can take
+        seconds, and an ingest request must not wait behind it for a timestamp.
+        """
+        if not self.state_lock.acquire(blocking=False):
+            yield None
+            return
+        try:
+            cur = self.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+        finally:
+            self.state_lock.release()
+
     def close(self) -> None:
         if not self._closed:
             self._closed = True

@@ -190,9 +190,17 @@ class StoreWriter:
             off += r.body.records
         s = self._ing.summary
         before = (s.records, s.loaded, s.duplicates, Counter(s.quarantined))
+        m = self.metrics
+        for r in group:
+            m.queue_wait.observe(started - r.enqueued)
+        # The chain's length before this commit, so attribution finds this commit's link by the
+        # ever-growing seq (pruned by min/max) rather than by scanning every link's source text.
+        prev_seq = self._cur.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0] \
+            if len(group) > 1 else 0
         try:
             if off:
                 self._ing.feed(source, "http", chunks)
+            m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             self.last_error = f"{type(e).__name__}: {e}"
             self._ing = self._new_ingestor()  # its buffers may hold the failed batch
@@ -205,12 +213,10 @@ class StoreWriter:
             receipts = [_receipt(s.records - before[0], s.loaded - before[1], s.duplicates - before[2],
                                  dict(reasons), source, 1)]
         else:
-            receipts = self._attribute(group, offsets, source)
+            receipts = self._attribute(group, offsets, source, prev_seq)
         elapsed = time.perf_counter() - started
         self.commits += 1
-        m = self.metrics
         m.commits.inc()
-        m.commit_latency.observe(elapsed)
         m.events_loaded.inc(s.loaded - before[1])
         m.events_duplicate.inc(s.duplicates - before[2])
         for reason, k in reasons.items():
@@ -222,14 +228,18 @@ class StoreWriter:
             m.ack_latency.observe(done - r.enqueued)
             r.future.set_result(rec)
 
-    def _attribute(self, group: list[_Request], offsets: list[int], source: str) -> list[dict[str, Any]]:
+    def _attribute(self, group: list[_Request], offsets: list[int], source: str,
+                   prev_seq: int) -> list[dict[str, Any]]:
         """Each request's own counts in a shared commit: quarantine by position, new or duplicate by id."""
         cur = self._cur
-        quarantined = dict(cur.execute("SELECT position, reason FROM quarantine WHERE source = ?",
-                                       [source]).fetchall())
-        row = cur.execute("SELECT batch_id FROM batches WHERE source = ?", [source]).fetchone()
-        new_ids = set() if row is None else {r[0] for r in cur.execute(
-            "SELECT event_id FROM events WHERE batch_id = ?", [row[0]]).fetchall()}
+        row = cur.execute("SELECT batch_id FROM batches WHERE seq > ? AND source = ?", [prev_seq, source]).fetchone()
+        quarantined: dict[int, str] = {}
+        new_ids: set[str] = set()
+        if row is not None:  # no link: nothing new and nothing newly quarantined, all duplicates
+            quarantined = dict(cur.execute("SELECT position, reason FROM quarantine WHERE batch_id = ? AND "
+                                           "source = ?", [row[0], source]).fetchall())
+            new_ids = {r[0] for r in cur.execute("SELECT event_id FROM events WHERE batch_id = ?",
+                                                 [row[0]]).fetchall()}
         out = []
         for r, off in zip(group, offsets):
             reasons: Counter = Counter()

@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -22,6 +23,11 @@ PASSWORD = "correct horse battery staple"
 def make_store(tmp: Path) -> tuple[str, dict[str, str]]:
     """A fresh store with one API key per role, a revoked key, and one dashboard user per role."""
     db = str(tmp / "store.duckdb")
+    return db, add_people(db)
+
+
+def add_people(db: str) -> dict[str, str]:
+    """One API key per role (and 'all', and a revoked one) and one dashboard user per role, in store `db`."""
     con = connect(db)
     keys = {}
     for role in ROLES:
@@ -31,7 +37,7 @@ def make_store(tmp: Path) -> tuple[str, dict[str, str]]:
     keys["revoked"], row = apikeys.create_key(con, "test-revoked", list(ROLES), by="test")
     apikeys.revoke_key(con, row["key_id"], by="test")
     con.close()
-    return db, keys
+    return keys
 
 
 def event(i: int, prefix: str = "e", **extra: Any) -> dict[str, Any]:
@@ -47,11 +53,17 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`breachwatch serve` as a child process, on a free loopback port."""
+    """`breachwatch serve` as a child process, on a free loopback port.
 
-    def __init__(self, db: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None) -> None:
+    With `tls` (an SSL context trusting the server's certificate; pass --tls-cert and --tls-key in `args`)
+    the server is reached over HTTPS.
+    """
+
+    def __init__(self, db: str, *args: str, env: dict[str, str] | None = None, log: Path | None = None,
+                 tls: ssl.SSLContext | None = None) -> None:
         self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
+        self.verify: ssl.SSLContext | bool = tls or True
         self.log = open(log or Path(db).with_suffix(".log"), "ab")
         self.proc = subprocess.Popen(
             [str(Path(sys.executable).parent / "breachwatch"), "serve", "--db", db, "--port", str(self.port),
@@ -62,7 +74,7 @@ class ServerProcess:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"the server exited with {self.proc.returncode}; see {self.log.name}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
+                if httpx.get(self.url + "/healthz", timeout=1, verify=self.verify).status_code == 200:
                     return
             except httpx.TransportError:
                 time.sleep(0.2)

@@ -65,6 +65,26 @@ def test_logins_are_rate_limited(tmp_path):
             assert cur.execute("SELECT count(*) FROM audit_log WHERE action = 'login.failed'").fetchone()[0] == 3
 
 
+def _login(c: TestClient, user: str, password: str) -> int:
+    csrf = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text).group(1)
+    return c.post("/login", data={"username": user, "password": password, "csrf": csrf},
+                  follow_redirects=False).status_code
+
+
+def test_login_limits_survive_a_restart_and_reset_on_success(tmp_path):
+    db, _ = make_store(tmp_path)
+    cfg = ServerConfig(db=db, detect_interval_s=0, login_attempts=3)
+    with TestClient(create_app(cfg)) as c:
+        assert [_login(c, "analyst-user", "not the password") for _ in range(3)] == [401, 401, 401]
+        assert [_login(c, "dpo-user", "not the password") for _ in range(2)] == [401, 401]
+        assert _login(c, "dpo-user", PASSWORD) == 303
+    with TestClient(create_app(cfg)) as c:  # a new server on the same store: nothing carried in memory
+        assert _login(c, "analyst-user", PASSWORD) == 429
+        # dpo-user's success started its count afresh: two more failures are allowed, the third limits
+        assert [_login(c, "dpo-user", "not the password") for _ in range(4)] == [401, 401, 401, 429]
+        assert _login(c, "admin-user", PASSWORD) == 303  # other accounts are unaffected
+
+
 def test_audit_trail_is_append_only_by_hash_chain(tmp_path):
     con = connect(tmp_path / "s.duckdb")
     for i in range(5):

@@ -1,20 +1,23 @@
-"""The dashboard in headless Chromium: log in, open the forged_token incident, see its chart, acknowledge it.
+"""The dashboard in headless Chromium, on the store a real `breachwatch drill` left behind.
 
-Debian's chromium, driven by Playwright; screenshots go to test-artifacts/.
+The drill (forged_token and canary_read, a few hundred customers) builds the
+store and writes its report next to it, where `serve` finds it without a flag.
+An analyst logs in, opens the drill's forged_token incident, sees its chart
+drawn with data, acknowledges it and looks at the drill page; an admin then
+finds the analyst's read in the audit trail page. Debian's chromium, driven by
+Playwright; screenshots go to test-artifacts/.
 """
 from __future__ import annotations
 
 import shutil
-import time
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
 import orjson
 import pytest
-from server_helpers import PASSWORD, ServerProcess, make_store
-
-from breachwatch.server.client import ServerClient
-from breachwatch.simulate import SimConfig, simulate
+from server_helpers import PASSWORD, ServerProcess, add_people
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
@@ -26,50 +29,54 @@ pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's ch
 
 
 @pytest.fixture(scope="module")
-def forged_incident(tmp_path_factory):
-    """A server holding a simulated forged-token campaign, sent over HTTP and detected by the server itself."""
+def drilled(tmp_path_factory):
+    """A store built by `breachwatch drill`, its report beside it, served with no --drill-report flag."""
     tmp = tmp_path_factory.mktemp("browser")
-    db, keys = make_store(tmp)
-    server = ServerProcess(db, "--detect-interval", "2")
+    db = str(tmp / "drill.duckdb")
+    cli = str(Path(sys.executable).parent / "breachwatch")
+    run = subprocess.run([cli, "drill", "--customers", "500", "--days", "0.5", "--warmup-days", "0.1", "--seed", "3",
+                          "--scenarios", "forged_token,canary_read", "--db", db, "--report", f"{db}.drill.json",
+                          "--json"], capture_output=True, timeout=600)
+    assert run.returncode == 0, run.stderr.decode()[-2000:]
+    result = orjson.loads(run.stdout)
+    forged = next(s for s in result["scenarios"] if s["name"] == "forged_token")
+    assert forged["detected"] and forged["incidents"], forged
+    keys = add_people(db)
+    server = ServerProcess(db)
     try:
-        sim = simulate(SimConfig(customers=500, days=0.5, warmup_days=0.1, scenarios="forged_token", seed=3))
-        with ServerClient(server.url, keys["ingest"]) as sc:
-            sc.ingest_lines((orjson.dumps(r) for r in sim.iter_records()), batch=5000)
-        incident = None
-        deadline = time.monotonic() + 240
-        with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys['analyst']}"}) as c:
-            while time.monotonic() < deadline and incident is None:
-                found = [i for i in c.get("/v1/incidents").json() if "forged_token" in i["detectors"]]
-                incident = found[0] if found else None
-                if incident is None:
-                    time.sleep(2)
-        assert incident is not None, "the server's detection opened no forged_token incident"
-        yield server, keys, incident
+        yield server, keys, forged["incidents"][0], result
     finally:
         server.stop()
 
 
-def test_analyst_opens_and_acknowledges_the_forged_token_incident(forged_incident):
+def _log_in(page, url: str, user: str, target: str) -> None:
+    page.goto(url + target)
+    assert "/login" in page.url
+    page.fill("#username", user)
+    page.fill("#password", PASSWORD)
+    page.click("#login-submit")
+    page.wait_for_url(url + target)
+
+
+def test_analyst_walks_the_drill_incident_and_admin_sees_the_read(drilled):
     from playwright.sync_api import sync_playwright
-    server, keys, incident = forged_incident
+    server, keys, incident_id, result = drilled
     ARTIFACTS.mkdir(exist_ok=True)
+    errors: list[str] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        errors: list[str] = []
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-        page.goto(server.url + "/")
-        assert "/login" in page.url
-        page.fill("#username", "analyst-user")
-        page.fill("#password", PASSWORD)
-        page.click("#login-submit")
+        _log_in(page, server.url, "analyst-user", "/")
         page.wait_for_selector("#fig-ptype-div[data-rendered=true]", timeout=30_000)
         page.screenshot(path=str(ARTIFACTS / "overview.png"), full_page=True)
+
         page.goto(server.url + "/incidents")
-        page.click(f"a[href='/incidents/{incident['id']}']")
+        page.click(f"a[href='/incidents/{incident_id}']")
         chart = page.wait_for_selector("#fig-timeline-div[data-rendered=true]", timeout=30_000)
         assert int(chart.get_attribute("data-points")) > 0
         assert page.locator("#fig-timeline-div .scatterlayer .trace").count() >= 1  # plotly drew the lines
+        assert "forged" in page.content().lower()
         assert page.locator("#evidence li").count() >= 1
         assert page.locator("#blast-radius tr").count() >= 2
         page.screenshot(path=str(ARTIFACTS / "incident-forged-token.png"), full_page=True)
@@ -79,12 +86,29 @@ def test_analyst_opens_and_acknowledges_the_forged_token_incident(forged_inciden
         page.wait_for_selector("#fig-timeline-div[data-rendered=true]", timeout=30_000)
         assert "KST" in page.content() and "확인됨" in page.content()
         page.screenshot(path=str(ARTIFACTS / "incident-forged-token-ko.png"), full_page=True)
+
+        page.goto(server.url + "/drill?lang=en")
+        rows = page.locator("#drill tr")
+        assert rows.count() == 1 + len(result["scenarios"])
+        drill_text = page.locator("#drill").inner_text()
+        assert "forged_token" in drill_text and "canary_read" in drill_text and "No" not in drill_text
+        page.screenshot(path=str(ARTIFACTS / "drill.png"), full_page=True)
+
+        admin = browser.new_context(viewport={"width": 1280, "height": 1600}).new_page()
+        admin.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        _log_in(admin, server.url, "admin-user", "/audit")
+        trail_rows = [r.inner_text() for r in admin.locator("#audit tr").all()]
+        assert any("user:analyst-user" in r and "incident.view" in r and f"incident/{incident_id}" in r
+                   for r in trail_rows), trail_rows
+        assert any("incident.acknowledge" in r for r in trail_rows)
+        admin.screenshot(path=str(ARTIFACTS / "audit-trail.png"), full_page=True)
         browser.close()
     assert not [e for e in errors if "Content Security Policy" in e], errors
     with httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {keys['admin']}"}) as c:
         trail = c.get("/v1/admin/audit", params={"actor": "user:analyst-user", "limit": 5000}).json()
         assert c.get("/v1/admin/audit/verify").json()["intact"]
+        assert c.get("/v1/drill", headers={"Authorization": f"Bearer {keys['analyst']}"}).json()["available"]
     actions = [(r["action"], r["resource"]) for r in trail]
     assert ("login", None) in actions
-    assert ("incident.view", f"incident/{incident['id']}") in actions
-    assert ("incident.acknowledge", f"incident/{incident['id']}") in actions
+    assert ("incident.view", f"incident/{incident_id}") in actions
+    assert ("incident.acknowledge", f"incident/{incident_id}") in actions

@@ -53,9 +53,9 @@ def key_findings(ctx: ServerContext) -> dict[str, Any]:
 
 
 def drill_scores(ctx: ServerContext) -> dict[str, Any]:
-    """The last drill's JSON (Contract 4), from the file `--drill-report` names."""
-    path = ctx.config.drill_report
-    if not path or not Path(path).is_file():
+    """The last drill's JSON (Contract 4), from `--drill-report` or, without it, STORE.drill.json."""
+    path = ctx.config.drill_report_path
+    if not Path(path).is_file():
         return {"available": False, "recorded_at": None, "data": None}
     p = Path(path)
     return {"available": True, "recorded_at": iso(_mtime(p)), "data": orjson.loads(p.read_bytes())}

@@ -35,6 +35,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "timeline": ("Activity over time", "시간별 활동"),
     "entities": ("Entities", "관련 개체"),
     "evidence": ("Evidence", "증거"),
+    "more_evidence": ("{n} more findings", "증거 {n}건 더 보기"),
     "blast_radius": ("Blast radius by field", "항목별 유출 범위"),
     "field": ("Field", "항목"), "reads": ("Reads", "조회 수"),
     "scope": ("Scope expansion", "범위 확장"),

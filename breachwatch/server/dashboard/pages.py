@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import orjson
 from fastapi import APIRouter, Form, Request
@@ -110,24 +110,24 @@ def login(request: Request, username: str = Form(..., max_length=64), password: 
     if not hmac.compare_digest(request.cookies.get(LOGIN_CSRF_COOKIE, ""), csrf) or not csrf:
         return render(request, "login.html", None, 400, csrf=csrf, next=_safe_next(next),
                       error="CSRF token missing; reload the page.")
-    wait = ctx.limiter.retry_after(username, client)
-    if wait:
-        ctx.metrics.logins.inc(label="limited")
-        resp = render(request, "login.html", None, 429, csrf=csrf, next=_safe_next(next),
-                      error=word("login_limited", lang).format(s=wait))
-        resp.headers["Retry-After"] = str(wait)
-        return resp
+    # The limit is read from the audit trail under the state lock, so concurrent guesses are counted one
+    # after another and none slips past the check before the failures before it are recorded.
     with ctx.store.changing() as cur:
+        wait = ctx.limiter.retry_after(username, client)
+        if wait:
+            ctx.metrics.logins.inc(label="limited")
+            resp = render(request, "login.html", None, 429, csrf=csrf, next=_safe_next(next),
+                          error=word("login_limited", lang).format(s=wait))
+            resp.headers["Retry-After"] = str(wait)
+            return resp
         roles = accounts.check_login(cur, username, password)
         if roles is None:
-            ctx.limiter.failed(username, client)
             ctx.metrics.logins.inc(label="failed")
             audit.record(cur, actor=f"user:{username}", action="login.failed", outcome="denied", client=client)
             return render(request, "login.html", None, 401, csrf=csrf, next=_safe_next(next),
                           error=word("login_failed", lang))
         token, _ = accounts.start_session(cur, username, lifetime=ctx.config.session_lifetime, client=client)
         audit.record(cur, actor=f"user:{username}", roles=list(roles), action="login", client=client)
-    ctx.limiter.succeeded(username)
     ctx.metrics.logins.inc(label="ok")
     resp = RedirectResponse(_safe_next(next), status_code=303)
     resp.set_cookie(SESSION_COOKIE, token, httponly=True, samesite="strict", secure=ctx.config.tls,
@@ -308,13 +308,15 @@ def drill_page(request: Request) -> Response:
 
 
 @router.get("/audit")
-def audit_page(request: Request, after_seq: int = 0) -> Response:
+def audit_page(request: Request, after_seq: Optional[int] = None) -> Response:
     who = page(request, "admin:audit")
     if not isinstance(who, Principal):
         return who
     ctx = ctx_of(request)
     ctx.audit(who, "audit.view", client=client_of(request))
     with ctx.store.reading() as cur:
+        if after_seq is None:  # the newest rows, this view included, not the trail's first 200 forever
+            after_seq = max(0, cur.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0] - 200)
         rows = audit.list_audit(cur, after_seq=after_seq, limit=200)
         broken = audit.verify_audit(cur)
     return render(request, "audit.html", who, rows=rows, broken=broken)
