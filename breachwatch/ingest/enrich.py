@@ -19,15 +19,19 @@ _ROUTES_SCHEMA = pa.schema([("logged", pa.string()), ("route", pa.string()), ("e
                             ("subjects_from", pa.string()), ("from_request", pa.list_(pa.string()))])
 
 
-def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, table: str = "_valid_rows") -> int:
-    """Fill `subject_ids`, `fields` and the route template of access rows in `table`; return rows left uncatalogued.
+def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, rows: str = "_valid_rows") -> tuple[int, str]:
+    """Fill `subject_ids`, `fields` and the route template of access rows in `rows`.
 
-    Each distinct logged endpoint is resolved once in Python (route templates are
-    regular expressions); the rows themselves are updated by one SQL join.
+    Returns the rows left uncatalogued and the relation that now holds the batch: `rows` itself when
+    nothing needed filling, else a table `_enriched` copied from it and updated. Each distinct logged
+    endpoint is resolved once in Python (route templates are regular expressions); the rows themselves
+    are updated by one SQL join.
     """
-    logged = [r[0] for r in con.execute(f"SELECT DISTINCT endpoint FROM {table} WHERE {_NEEDS}").fetchall()]
+    logged = [r[0] for r in con.execute(f"SELECT DISTINCT endpoint FROM {rows} WHERE {_NEEDS}").fetchall()]
     if not logged:
-        return 0
+        return 0, rows
+    table = "_enriched"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS SELECT * FROM {rows}")
     rows: dict[str, list] = {name: [] for name in _ROUTES_SCHEMA.names}
     for ep_text in logged:
         hit = catalog.resolve(ep_text)
@@ -60,5 +64,6 @@ def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, table: str = 
               endpoint = r.route
             FROM _routes r
             WHERE e.endpoint = r.logged AND e.kind = 'access' AND (e.subject_ids IS NULL OR e.fields IS NULL)""")
-        return con.execute(f"SELECT count(*) FROM {table} WHERE {_NEEDS} AND endpoint NOT IN "
+        left = con.execute(f"SELECT count(*) FROM {table} WHERE {_NEEDS} AND endpoint NOT IN "
                            "(SELECT route FROM _routes)").fetchall()[0][0]
+    return left, table

@@ -1,19 +1,17 @@
-"""Validate records against Contract 1 and normalise them, a whole batch at a time, in DuckDB.
+"""The full validator: every Contract 1 rule on JSON text, a whole batch at a time, in DuckDB.
 
-Every reader (NDJSON, CSV, Parquet, in-memory records, HTTP bodies) hands this
-stage JSON text, one record per row. One set of SQL rules then decides, for
-every row at once, whether it is a valid event and why not, so a record means
-the same thing whatever format it came in, a record without an `event_id`
-gets the same stable id from any format, and validation runs vectorised
-instead of record by record in Python.
+One set of SQL rules decides, for every row at once, whether it is a valid
+event and, if not, the first rule it breaks, so a record means the same thing
+whatever format it came in, a record without an `event_id` gets the same
+stable id from any format, and validation runs vectorised instead of record by
+record in Python. Records the fast lane (fastlane.py) can vouch for skip this
+pass; the expressions both lanes need are defined here once.
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
-
-import duckdb
 
 from breachwatch.contract.event import ACTIONS, FIELDS, KINDS, PRINCIPAL_TYPES, STATUS_VALUES, Field
 
@@ -100,11 +98,10 @@ class _Rules:
         if f.kind == "str":
             ok = f"{t} = 'VARCHAR'" + (f" OR {t} = 'BIGINT'" if n == "src_asn" else "")
             self.checks.append((f"{present} AND NOT ({ok})", "wrong_type", f"'{n} must be a string,' || {got}"))
-            value = f"CASE WHEN {t} = 'VARCHAR' THEN nullif({v}->>'$', '') END"
+            text = f"({v}->>'$')"
+            value = f"CASE WHEN {t} = 'VARCHAR' THEN {str_value(f, text)} END"
             if n == "src_asn":  # numeric ASNs are common and mean the same thing
                 value = f"CASE WHEN {t} = 'BIGINT' THEN 'AS' || {v} ELSE {value} END"
-            if n == "src_country":
-                value = f"upper({value})"
             self.values.append(value)
         elif f.kind == "int":
             ok = f"{t} = 'BIGINT' OR ({t} = 'DOUBLE' AND TRY_CAST({v} AS DOUBLE) = floor(TRY_CAST({v} AS DOUBLE)))"
@@ -138,35 +135,75 @@ class _Rules:
         t, v, n = f"_t{i}", f"_v{i}", f.name
         s = f"({v}->>'$')"
         is_num = f"({t} IN ('BIGINT', 'DOUBLE') OR ({t} = 'VARCHAR' AND regexp_full_match({s}, {_NUMERIC})))"
-        num = f"TRY_CAST(trim({s}) AS DOUBLE)"
-        # Seconds and milliseconds are told apart by magnitude: 1e11 seconds is the year 5138.
-        from_num = (f"try(make_timestamp(TRY_CAST(CASE WHEN abs({num}) >= 1e11 THEN {num} * 1000 "
-                    f"ELSE {num} * 1000000 END AS BIGINT)))")
-        has_offset = f"regexp_full_match({s}, {_OFFSET})"
-        with_offset = f"CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
         naive = f"TRY_CAST({s} AS TIMESTAMP)"
         local = self.zone.localize_sql(naive) if self.zone else "NULL::TIMESTAMP"
         # The common case first: a string with an offset is one cast.
-        value = (f"CASE WHEN {t} = 'VARCHAR' AND {has_offset} THEN {with_offset} WHEN {is_num} THEN {from_num} "
-                 f"WHEN {t} = 'VARCHAR' THEN {local} END")
+        value = (f"CASE WHEN {t} = 'VARCHAR' AND {has_offset(s)} THEN {with_offset(s)} WHEN {is_num} THEN "
+                 f"{from_epoch(s)} WHEN {t} = 'VARCHAR' THEN {local} END")
         col = f'"{n}"'
         present = f"{t} IS NOT NULL AND {t} <> 'NULL'"
         self.checks.append((f"{present} AND NOT ({t} = 'VARCHAR' OR {t} IN ('BIGINT', 'DOUBLE'))", "wrong_type",
                             f"'{n} must be an RFC 3339 string or epoch number, got ' || lower({t})"))
         if not self.zone:
-            self.checks.append((f"{col} IS NULL AND {t} = 'VARCHAR' AND NOT {is_num} AND NOT {has_offset} "
+            self.checks.append((f"{col} IS NULL AND {t} = 'VARCHAR' AND NOT {is_num} AND NOT {has_offset(s)} "
                                 f"AND {naive} IS NOT NULL", "naive_timestamp",
                                 f"'{n}=' || {s} || ' has no UTC offset; add one (e.g. +09:00) or declare the "
                                 f"source''s zone with --source-tz'"))
-        bad = f"{col} IS NULL OR {col} < TIMESTAMP '1990-01-01' OR {col} >= TIMESTAMP '2100-01-01'"
-        self.checks.append((f"{present} AND ({bad})", "bad_timestamp",
+        self.checks.append((f"{present} AND ({col} IS NULL OR {out_of_range(col)})", "bad_timestamp",
                             f"'{n}=' || {s} || ' is not RFC 3339 or epoch seconds/milliseconds in 1990-2100'"))
         self.values.append(value)
+
+
+# Expressions both lanes share (the full validator above and the fast lane in fastlane.py), so a
+# value means the same whichever lane decided it.
+def has_offset(s: str) -> str:
+    """True when the timestamp text `s` ends in a UTC offset (or Z)."""
+    return f"regexp_full_match({s}, {_OFFSET})"
+
+
+def with_offset(s: str) -> str:
+    return f"CAST(TRY_CAST({s} AS TIMESTAMPTZ) AS TIMESTAMP)"
+
+
+def from_epoch(s: str) -> str:
+    """Epoch text to a timestamp. Seconds and milliseconds are told apart by magnitude: 1e11 seconds
+    is the year 5138."""
+    num = f"TRY_CAST(trim({s}) AS DOUBLE)"
+    return (f"try(make_timestamp(TRY_CAST(CASE WHEN abs({num}) >= 1e11 THEN {num} * 1000 "
+            f"ELSE {num} * 1000000 END AS BIGINT)))")
+
+
+def out_of_range(col: str) -> str:
+    return f"({col} < TIMESTAMP '1990-01-01' OR {col} >= TIMESTAMP '2100-01-01')"
+
+
+def str_value(f: Field, s: str) -> str:
+    """A string field's stored value from its string `s`: empty means absent; countries in upper case."""
+    value = f"nullif({s}, '')"
+    return f"upper({value})" if f.name == "src_country" else value
+
+
+def value_checks() -> list[tuple[str, str, str]]:
+    """Checks on the normalised values (condition true when bad, reason, detail SQL)."""
+    checks = [(f"NOT (\"kind\" IN {_in(KINDS)})", "unknown_kind",
+               f"'kind ' || \"kind\" || ' is not one of {', '.join(sorted(KINDS))}'")]
+    for name, allowed in _ENUMS.items():
+        checks.append((f"\"{name}\" IS NOT NULL AND \"{name}\" NOT IN {_in(allowed)}", "bad_value",
+                       f"'{name} ' || \"{name}\" || ' is not one of {', '.join(sorted(allowed))}'"))
+    checks.append(("\"src_country\" IS NOT NULL AND NOT regexp_full_match(\"src_country\", '[A-Z]{2}')",
+                   "bad_value", "'src_country ' || \"src_country\" || ' is not an ISO 3166 alpha-2 code'"))
+    return checks
 
 
 _KNOWN = "[" + ", ".join(_q(f.name) for f in FIELDS) + "]"
 _REMOVE_KNOWN = _q("{" + ", ".join(f'"{f.name}": null' for f in FIELDS) + "}")
 _PATHS = "[" + ", ".join(_q(f"$.{f.name}") for f in FIELDS) + "]"
+
+
+def extra_sql(keys: str, line: str) -> str:
+    """The record's unknown keys as a JSON object (kept under `attributes`), or NULL when it has none."""
+    return (f"CASE WHEN {keys} IS NOT NULL AND len(list_filter({keys}, lambda key: NOT list_contains({_KNOWN}, key))) "
+            f"> 0 THEN json_merge_patch({line}, {_REMOVE_KNOWN})::VARCHAR END")
 
 
 def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str]:
@@ -185,25 +222,21 @@ def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, 
     ]
     checks += [c for c in r.checks if c[1] == "wrong_type"]
     checks += [
-        (f"_t{k} IS NULL OR _t{k} = 'NULL'", "missing_field", "'kind is required'"),
+        # An empty kind is no kind (it used to pass here and then break the NOT NULL column on insert).
+        (f"_t{k} IS NULL OR _t{k} = 'NULL' OR \"kind\" IS NULL", "missing_field", "'kind is required'"),
         (f"_t{tm} IS NULL OR _t{tm} = 'NULL'", "missing_field", "'time is required'"),
-        (f"NOT (\"kind\" IN {_in(KINDS)})", "unknown_kind",
-         f"'kind ' || \"kind\" || ' is not one of {', '.join(sorted(KINDS))}'"),
     ]
+    unknown_kind, *value_rest = value_checks()
+    checks.append(unknown_kind)
     checks += [c for c in r.checks if c[1] != "wrong_type"]
-    for name, allowed in _ENUMS.items():
-        checks.append((f"\"{name}\" IS NOT NULL AND \"{name}\" NOT IN {_in(allowed)}", "bad_value",
-                       f"'{name} ' || \"{name}\" || ' is not one of {', '.join(sorted(allowed))}'"))
-    checks.append(("\"src_country\" IS NOT NULL AND NOT regexp_full_match(\"src_country\", '[A-Z]{2}')",
-                   "bad_value", "'src_country ' || \"src_country\" || ' is not an ISO 3166 alpha-2 code'"))
+    checks += value_rest
     reason = "CASE " + " ".join(f"WHEN {c} THEN '{rs}'" for c, rs, _ in checks) + " END"
     detail = "CASE " + " ".join(f"WHEN {c} THEN {d}" for c, _, d in checks) + " END"
     n = len(FIELDS)
     vs = ", ".join(f"_v[{i}] AS _v{i}" for i in range(1, n + 1))
     ts = ", ".join(f"{_type_of(f'_v{i}')} AS _t{i}" for i in range(1, n + 1))
     cols = ", ".join(f'{val} AS "{f.name}"' for f, val in zip(FIELDS, r.values))
-    extra = (f"CASE WHEN _keys IS NOT NULL AND len(list_filter(_keys, lambda key: NOT list_contains({_KNOWN}, key))) > 0 "
-             f"THEN json_merge_patch(line, {_REMOVE_KNOWN})::VARCHAR END AS _extra")
+    extra = f"{extra_sql('_keys', 'line')} AS _extra"
     names = ", ".join(f'"{f.name}"' for f in FIELDS)
     # Each stage is its own projection, so every value is computed once; the wide
     # intermediate columns (_v*, _t*) and the raw line are kept only for rejected rows.
@@ -235,29 +268,10 @@ def derived_id_sql() -> str:
     return f"'h-' || substr(sha256(to_json({{{parts}}})::VARCHAR), 1, 32)"
 
 
-def run_normalize(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, lines: str = "_lines") -> None:
-    """Create `_valid_rows` (Contract 1 columns + _src, _pos) and `_bad_rows` (quarantine rows) from `lines`."""
-    sql, cols = _cached_sql(zone, lines)
-    con.execute(sql)
-    attrs_merge = ("CASE WHEN _extra IS NULL THEN \"attributes\" "
-                   "ELSE json_merge_patch(_extra, coalesce(\"attributes\", '{}'))::VARCHAR END")
-    select_cols = cols.replace('"attributes"', f'{attrs_merge} AS "attributes"')
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _valid_rows AS
-        SELECT * REPLACE (coalesce("event_id", {derived_id_sql()}) AS "event_id") FROM (
-            SELECT {select_cols}, _src, _pos FROM _checked WHERE _reason IS NULL)""")
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _bad_rows AS
-        SELECT substr(sha256(_src || '|' || _pos || '|' || _line), 1, 32) AS quarantine_id, _src AS source,
-               _pos AS position, _reason AS reason, _detail AS detail, rtrim(_line, chr(10) || chr(13)) AS raw,
-               _claimed_id AS event_id
-        FROM _checked WHERE _reason IS NOT NULL""")
-
-
 _SQL_CACHE: dict[tuple, tuple[str, str]] = {}
 
 
-def _cached_sql(zone: SourceZone | None, lines: str) -> tuple[str, str]:
+def cached_normalize_sql(zone: SourceZone | None, lines: str) -> tuple[str, str]:
     key = (zone, lines)
     if key not in _SQL_CACHE:
         _SQL_CACHE[key] = normalize_sql(zone, lines)

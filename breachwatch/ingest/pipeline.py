@@ -7,6 +7,7 @@ flight, and re-running the same input adds nothing (dedup on `event_id`).
 """
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import os
@@ -24,10 +25,12 @@ import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.enrich import enrich_batch
-from breachwatch.ingest.normalize import SourceZone, run_normalize
+from breachwatch.ingest.fastlane import typed_feeder_sql
+from breachwatch.ingest.normalize import SourceZone
 from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
                                         read_source)
-from breachwatch.store.chain import QUARANTINE_SCHEMA, ChainWriter
+from breachwatch.ingest.validate import validate_batch
+from breachwatch.store.chain import QUARANTINE_SCHEMA, ChainWriter, LogUpdate
 from breachwatch.store.db import arrow_views
 
 DEFAULT_BATCH = 200_000
@@ -102,7 +105,7 @@ def expand_paths(paths: Iterable[str], fmt: str | None = None) -> tuple[list[Sou
 
 
 class Ingestor:
-    """Accumulates chunks of JSON text and commits them batch by batch."""
+    """Accumulates chunks of records and commits them batch by batch."""
 
     def __init__(self, con: duckdb.DuckDBPyConnection, db_path: str, *, catalog: Catalog | None = None,
                  source_tz: SourceZone | None = None, batch_size: int = DEFAULT_BATCH,
@@ -121,14 +124,15 @@ class Ingestor:
         self._pending = 0
         self._source = ""
         self._last_pos = 0
+        self._log_start: tuple[str, datetime] | None = None
 
     def feed(self, source: str, fmt: str, chunks: Iterable[Chunk],
              progress: Callable[[int], None] | None = None) -> None:
         self.summary.sources += 1
         self._source = source
-        now = datetime.now(timezone.utc).replace(tzinfo=None)
-        self.con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, status) "
-                         "VALUES (?, ?, ?, ?, 'running')", [self.run_id, source, fmt, now])
+        # The source's ingest-log row is written with its first batch and closed with its last, in
+        # their transactions, so a small input costs one commit, not three.
+        self._log_start = (fmt, datetime.now(timezone.utc).replace(tzinfo=None))
         status = "complete"
         for chunk in chunks:
             self._last_pos = chunk.last_position
@@ -141,52 +145,70 @@ class Ingestor:
                     self.flush()
             if progress:
                 progress(chunk.bytes_read)
-        self.flush()
-        self.con.execute("UPDATE ingest_log SET finished_at = ?, status = ?, records = ? "
-                         "WHERE run_id = ? AND source = ?",
-                         [datetime.now(timezone.utc).replace(tzinfo=None), status, self._last_pos,
-                          self.run_id, source])
+        finish = (status, datetime.now(timezone.utc).replace(tzinfo=None))
+        if self._pending:
+            self.flush(finish)
+            return
+        con = self.con
+        if self._log_start is not None:  # nothing was read: the row is written now, already closed
+            con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, status) VALUES (?, ?, ?, ?, ?)",
+                        [self.run_id, source, self._log_start[0], self._log_start[1], status])
+            self._log_start = None
+        con.execute("UPDATE ingest_log SET finished_at = ?, status = ?, records = ? WHERE run_id = ? AND source = ?",
+                    [finish[1], status, self._last_pos, self.run_id, source])
 
     def _pieces(self, chunk: Chunk) -> Iterable[Chunk]:
         """Cut a reader's chunk so no batch exceeds `batch_size` (readers cut by bytes, not rows)."""
-        start, n = 0, len(chunk.lines)
+        start, n = 0, chunk.rows
         rejects = chunk.rejects
         while True:
             room = max(1, self.batch_size - self._pending)
             take = min(room, n - start)
-            yield Chunk(chunk.lines.slice(start, take), chunk.positions.slice(start, take), rejects,
-                        chunk.last_position if start + take >= n else int(chunk.positions[start + take].as_py()) - 1,
-                        chunk.bytes_read)
+            yield chunk.slice(start, take, rejects, chunk.last_position if start + take >= n
+                              else int(chunk.positions[start + take].as_py()) - 1)
             rejects = []
             start += take
             if start >= n:
                 return
 
-    def flush(self) -> None:
+    def flush(self, finish: tuple[str, datetime] | None = None) -> None:
+        """Commit what is pending as one batch; `finish` (status, time) closes the source's log row."""
         if not self._pending:
             return
         con = self.con
+        text = [(src, c) for src, c in self._chunks if c.rows and (c.typed is None or not typed_ok(c.typed.schema))]
+        typed: dict[pa.Schema, list[pa.Table]] = {}
+        for src, c in self._chunks:
+            if c.rows and c.typed is not None and typed_ok(c.typed.schema):
+                typed.setdefault(c.typed.schema, []).append(
+                    c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
+                                                                                             c.positions))
         lines = pa.Table.from_batches([
             pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
                                        schema=_LINES_SCHEMA)
-            for src, c in self._chunks if len(c.lines)], schema=_LINES_SCHEMA)
+            for src, c in text], schema=_LINES_SCHEMA)
+        typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
         early = [(src, pos, raw, r) for src, c in self._chunks for pos, raw, r in c.rejects]
         rejects = pa.Table.from_pydict({
             "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
             "source": [e[0] for e in early], "position": [e[1] for e in early],
             "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
             "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
-        with arrow_views(con, _lines_in=lines, _early_rejects=rejects):
-            run_normalize(con, self.zone, "_lines_in")
+        with arrow_views(con, _lines_in=lines, _early_rejects=rejects, **typed_views):
+            validate_batch(con, self.zone, "_lines_in" if len(lines) else None,
+                           [(name, t.schema) for name, t in typed_views.items()])
+            valid = "_valid_rows"
             if self.catalog:
-                self.summary.uncatalogued += enrich_batch(con, self.catalog, "_valid_rows")
-            con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
-            records = len(lines) + len(early)
-            res = self.writer.commit("_valid_rows", "_bad_rows", self._source,
-                                     (self.run_id, self._source, self._last_pos))
+                uncatalogued, valid = enrich_batch(con, self.catalog, valid)
+                self.summary.uncatalogued += uncatalogued
+            if early:
+                con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
+            records = len(lines) + sum(t.num_rows for t in typed_views.values()) + len(early)
+            res = self.writer.commit(valid, "_bad_rows", self._source,
+                                     LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish))
+        self._log_start = None
         s = self.summary
-        blank = records - con.execute("SELECT (SELECT count(*) FROM _valid_rows) + "
-                                      "(SELECT count(*) FROM _bad_rows)").fetchall()[0][0]
+        blank = records - (res.loaded + res.duplicates + res.conflicts + res.rejects)
         s.records += records - blank
         s.loaded += res.loaded
         # A bad line already quarantined by an earlier run of the same input is a duplicate too.
@@ -198,6 +220,14 @@ class Ingestor:
         self._pending = 0
         if self.on_batch:
             self.on_batch(s)
+
+
+@functools.lru_cache(maxsize=64)
+def typed_ok(schema: pa.Schema) -> bool:
+    """Whether rows of this schema can be validated from their typed columns (else as JSON text)."""
+    if "_src" in schema.names or "_pos" in schema.names:
+        return False
+    return typed_feeder_sql(schema, "_t") is not None
 
 
 def _qid(source: str, pos: int, raw: str) -> str:

@@ -1,9 +1,10 @@
 """Readers: NDJSON, CSV and Parquet, gzip or not, from files or streams.
 
 Each reader turns its input into `Chunk`s: a column of JSON text (one record
-per row) with the line or row number of each, plus the input that could not
-even be read as a record (invalid UTF-8, an oversized line, a broken CSV row).
-Validation then happens once, in SQL, for every format (normalize.py).
+per row), or for columnar input the typed columns themselves, with the line or
+row number of each, plus the input that could not even be read as a record
+(invalid UTF-8, an oversized line, a broken CSV row). Validation then happens
+once, in SQL, with one semantics for every format (validate.py).
 Reading is streamed in blocks, so memory is bounded by the block, not the file.
 """
 from __future__ import annotations
@@ -15,7 +16,6 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,6 +24,7 @@ import orjson
 import pyarrow as pa
 
 from breachwatch.contract.event import FIELD_BY_NAME
+from breachwatch.ingest.fastlane import json_text_sql
 from breachwatch.ingest.normalize import Rejected
 from breachwatch.store.db import arrow_views
 
@@ -36,16 +37,58 @@ _SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv":
              ".parquet": "parquet", ".pq": "parquet"}
 
 
-@dataclass
 class Chunk:
-    lines: pa.Array  # string: JSON text of one record per row
-    positions: pa.Array  # int64: 1-based line or row number of each
-    rejects: list[tuple[int, str, Rejected]] = field(default_factory=list)  # (position, raw, why)
-    last_position: int = 0
-    bytes_read: int = 0  # of the underlying (possibly compressed) input, for progress
+    """A block of records: JSON text (one record per row), or typed columns (Parquet, Arrow) that are
+    only turned into JSON text if someone asks for `lines`."""
+
+    def __init__(self, lines: pa.Array | None, positions: pa.Array,
+                 rejects: list[tuple[int, str, Rejected]] | None = None, last_position: int = 0,
+                 bytes_read: int = 0, typed: pa.Table | None = None) -> None:
+        if lines is None and typed is None:
+            raise ValueError("a chunk needs JSON text lines or typed columns")
+        self._lines = lines
+        self.typed = None if lines is not None else typed
+        self.positions = positions  # int64: 1-based line or row number of each record
+        self.rejects = rejects if rejects is not None else []  # (position, raw, why)
+        self.last_position = last_position
+        self.bytes_read = bytes_read  # of the underlying (possibly compressed) input, for progress
+
+    @property
+    def lines(self) -> pa.Array:
+        """JSON text of each record (computed from typed columns on first use)."""
+        if self._lines is None:
+            assert self.typed is not None
+            self._lines = typed_as_json(self.typed)
+        return self._lines
+
+    @property
+    def rows(self) -> int:
+        return len(self._lines) if self._lines is not None else self.typed.num_rows  # type: ignore[union-attr]
 
     def __len__(self) -> int:
-        return len(self.lines) + len(self.rejects)
+        return self.rows + len(self.rejects)
+
+    def slice(self, start: int, n: int, rejects: list[tuple[int, str, Rejected]], last_position: int) -> "Chunk":
+        if self._lines is not None:
+            return Chunk(self._lines.slice(start, n), self.positions.slice(start, n), rejects, last_position,
+                         self.bytes_read)
+        return Chunk(None, self.positions.slice(start, n), rejects, last_position, self.bytes_read,
+                     typed=self.typed.slice(start, n))  # type: ignore[union-attr]
+
+
+def typed_as_json(table: pa.Table) -> pa.Array:
+    """Typed rows as the JSON text a JSON source would have written (for the full validator and for
+    sending them on to a server)."""
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        with arrow_views(con, _rows=table):
+            out = con.sql(json_text_sql(table.schema, "_rows")).to_arrow_table()
+    finally:
+        con.close()
+    return out.column("line").combine_chunks().cast(pa.large_string())
 
 
 def detect_format(name: str, in_directory: bool = False) -> str | None:
@@ -324,31 +367,15 @@ def chunk_records(items: Iterable[tuple[int, str | None, Any]], counted: _Counte
 
 
 def chunk_tables(tables: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[Chunk]:
-    """Columnar rows (Parquet row groups, a simulator's Arrow tables) become JSON text, vectorised
-    by DuckDB, so they meet the same validation as every other format. Zone-less timestamps are
-    instants in UTC by convention."""
-    import duckdb
-
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    """Columnar rows (Parquet row groups, a simulator's Arrow tables) as typed chunks: validation reads
+    the columns directly where their types allow (fastlane.py), else their JSON text."""
     pos = 0
-    try:
-        for table in tables:
-            exprs = []
-            for f in table.schema:
-                col = '"' + f.name.replace('"', '""') + '"'
-                if pa.types.is_timestamp(f.type):
-                    exprs.append(f"'{f.name}': strftime({col}, '%Y-%m-%dT%H:%M:%S.%fZ')")
-                else:
-                    exprs.append(f"'{f.name}': {col}")
-            with arrow_views(con, _rows=table):
-                lines = con.sql(f"SELECT to_json({{{', '.join(exprs)}}})::VARCHAR AS line FROM _rows").to_arrow_table()
-            n = table.num_rows
-            yield Chunk(lines.column(0).combine_chunks().cast(pa.large_string()),
-                        pa.array(np.arange(pos + 1, pos + n + 1, dtype=np.int64)), [], pos + n)
-            pos += n
-    finally:
-        con.close()
+    for table in tables:
+        if isinstance(table, pa.RecordBatch):
+            table = pa.Table.from_batches([table])
+        n = table.num_rows
+        yield Chunk(None, pa.array(np.arange(pos + 1, pos + n + 1, dtype=np.int64)), [], pos + n, typed=table)
+        pos += n
 
 
 def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:

@@ -16,6 +16,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
@@ -49,12 +50,23 @@ _EMPTY = hashlib.sha256(b"").hexdigest()
 
 
 @dataclass
+class LogUpdate:
+    """The ingest-log row of one source, written in the same transaction as its batch."""
+    run_id: str
+    source: str
+    last_position: int
+    start: tuple[str, datetime] | None = None  # (format, started_at): the row is created with this batch
+    finish: tuple[str, datetime] | None = None  # (status, finished_at): this is the source's last batch
+
+
+@dataclass
 class BatchResult:
     loaded: int = 0
     duplicates: int = 0
     conflicts: int = 0
     quarantined: int = 0
     requarantined: int = 0  # rejects already in quarantine from an earlier run of the same input
+    rejects: int = 0  # rows handed in as rejects
     reasons: dict[str, int] = field(default_factory=dict)
     seq: int | None = None
 
@@ -96,73 +108,77 @@ class ChainWriter:
                                     "ORDER BY seq", [last_seq]).fetchall()
             self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
 
-    def commit(self, staged: str, rejects: str, source: str,
-               log_update: tuple[str, str, int] | None = None) -> BatchResult:
+    def commit(self, staged: str, rejects: str, source: str, log_update: LogUpdate | None = None) -> BatchResult:
         """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
 
         `staged` names a table with the Contract 1 columns plus `_src` and `_pos`; `rejects` one with
-        the QUARANTINE_SCHEMA columns. `log_update` is (run_id, source, last position), recorded in
-        the ingest log in the same transaction.
+        the QUARANTINE_SCHEMA columns. `log_update` is recorded in the ingest log in the same transaction.
         """
         con = self.con
         res = BatchResult()
         batch_id = self.batch_id + 1
         con.execute("BEGIN")
         try:
-            con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT s.*, {_EVENT_HASH} AS _rh FROM {staged} s")
+            hashes = record_hashes(con, staged)
+            con.register("_hashes", hashes)
+            # Each staged row with its record hash, joined by position (both are in the staged order).
+            hashed = f"(SELECT s.*, h._rh FROM {staged} s POSITIONAL JOIN _hashes h)"
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE _existing AS
                 SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id
-                FROM events e SEMI JOIN _staged s ON e.event_id = s.event_id""")
+                FROM events e SEMI JOIN {staged} s ON e.event_id = s.event_id""")
             # Repeats inside one batch are rare; only they need the (sorting) window function.
-            repeats = con.execute("SELECT count(*) FROM (SELECT event_id FROM _staged GROUP BY 1 "
+            repeats = con.execute(f"SELECT count(*) FROM (SELECT event_id FROM {staged} GROUP BY 1 "
                                   "HAVING count(*) > 1)").fetchall()[0][0]
-            in_batch = ("SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM _staged "
+            in_batch = (f"SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM {hashed} "
                         "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
                         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
-                "SELECT *, 1 AS _rn, _rh AS _first_rh FROM _staged"
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE _classified AS
+                f"SELECT *, 1 AS _rn, _rh AS _first_rh FROM {hashed}"
+            # Each staged row's fate, recomputed by each statement below rather than copied once:
+            # scanning the staged rows again is cheaper than materialising all their columns.
+            classified = f"""(
                 SELECT s.*,
                   CASE WHEN x.event_id IS NOT NULL THEN (CASE WHEN x._rh = s._rh THEN 'duplicate' ELSE 'conflict' END)
                        WHEN s._rn > 1 THEN (CASE WHEN s._rh = s._first_rh THEN 'duplicate' ELSE 'conflict' END)
                        ELSE 'new' END AS _status,
                   x.batch_id AS _prev_batch
                 FROM ({in_batch}) s
-                LEFT JOIN _existing x ON x.event_id = s.event_id""")
-            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
-                        "FROM _classified s WHERE _status = 'new'")
-            con.execute(f"""
-                INSERT INTO quarantine
-                SELECT r.*, {batch_id} FROM (
-                    SELECT * FROM {rejects}
-                    UNION ALL
-                    SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
-                           _src, _pos, 'conflict',
-                           'event_id ' || event_id || ' is already stored with different content' ||
-                           coalesce(' (batch ' || _prev_batch || ')', ' (earlier in this batch)'),
-                           {canonical_record_sql('s')}, event_id
-                    FROM _classified s WHERE _status = 'conflict'
-                ) r ANTI JOIN quarantine q ON q.quarantine_id = r.quarantine_id""")
-            counts = dict(con.execute("SELECT _status, count(*) FROM _classified GROUP BY 1").fetchall())
+                LEFT JOIN _existing x ON x.event_id = s.event_id)"""
+            # One query for the fates of the staged rows and the number of rejects handed in.
+            counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1 "
+                                      f"UNION ALL SELECT '_rejects', count(*) FROM {rejects}").fetchall())
             res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
                                                          counts.get("conflict", 0))
-            res.reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine WHERE batch_id = ? "
-                                           "GROUP BY 1", [batch_id]).fetchall())
+            res.rejects = counts.get("_rejects", 0)
+            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
+                        f"FROM {classified} s WHERE _status = 'new'")
+            if res.rejects or res.conflicts:  # most batches quarantine nothing: two statements saved
+                con.execute(f"""
+                    INSERT INTO quarantine
+                    SELECT r.*, {batch_id} FROM (
+                        SELECT * FROM {rejects}
+                        UNION ALL
+                        SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
+                               _src, _pos, 'conflict',
+                               'event_id ' || event_id || ' is already stored with different content' ||
+                               coalesce(' (batch ' || _prev_batch || ')', ' (earlier in this batch)'),
+                               {canonical_record_sql('s')}, event_id
+                        FROM {classified} s WHERE _status = 'conflict'
+                    ) r ANTI JOIN quarantine q ON q.quarantine_id = r.quarantine_id""")
+                res.reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine WHERE batch_id = ? "
+                                               "GROUP BY 1", [batch_id]).fetchall())
             res.quarantined = sum(res.reasons.values())
-            res.requarantined = (con.execute(f"SELECT count(*) FROM {rejects}").fetchone()[0]
-                                 - (res.quarantined - res.conflicts))
+            res.requarantined = res.rejects - (res.quarantined - res.conflicts)
             if log_update:
-                run_id, src, pos = log_update
-                con.execute("UPDATE ingest_log SET last_position = ?, loaded = loaded + ?, "
-                            "duplicates = duplicates + ?, quarantined = quarantined + ? "
-                            "WHERE run_id = ? AND source = ?",
-                            [pos, res.loaded, res.duplicates, res.quarantined, run_id, src])
+                _record_log(con, log_update, res)
             entry = None
             if res.loaded or res.quarantined:
-                # The staged hashes are the stored rows' hashes (same SQL over the same values);
-                # verify recomputes them from the stored columns.
-                digest = batch_digest(con, batch_id, "SELECT _rh AS h FROM _classified WHERE _status = 'new'")
+                # The staged hashes are the stored rows' hashes (SHA-256 of the same canonical text of
+                # the same values); verify recomputes them from the stored columns with sha256() in SQL.
+                # When every staged row is new (the common case) their hashes are already at hand.
+                new_hashes = (hashes.column("_rh").to_pylist() if res.loaded == hashes.num_rows
+                              else f"SELECT _rh AS h FROM {classified} WHERE _status = 'new'")
+                digest = batch_digest(con, batch_id, new_hashes)
                 seq = self.seq + 1
                 head = link_head(self.head, seq, batch_id, "ingest", res.loaded, res.quarantined, digest)
                 now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -173,6 +189,9 @@ class ChainWriter:
         except BaseException:
             con.execute("ROLLBACK")
             raise
+        finally:
+            con.complete()
+            con.unregister("_hashes")
         if entry is not None:
             self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
             res.seq = entry.seq
@@ -182,15 +201,62 @@ class ChainWriter:
         return res
 
 
-def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | None = None) -> str:
+def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult) -> None:
+    if log.start:
+        fmt, started = log.start
+        con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, status) VALUES (?, ?, ?, ?, 'running')",
+                    [log.run_id, log.source, fmt, started])
+    finish = ", finished_at = ?, status = ?, records = ?" if log.finish else ""
+    params = [log.last_position, res.loaded, res.duplicates, res.quarantined]
+    if log.finish:
+        params += [log.finish[1], log.finish[0], log.last_position]
+    con.execute("UPDATE ingest_log SET last_position = ?, loaded = loaded + ?, duplicates = duplicates + ?, "
+                f"quarantined = quarantined + ?{finish} WHERE run_id = ? AND source = ?",
+                params + [log.run_id, log.source])
+
+
+def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    """SHA-256 (hex) of each string, read straight from the Arrow buffers.
+
+    hashlib is several times faster per record than DuckDB's sha256(), and the
+    digest of the same bytes is the same whichever computes it, so verify's SQL
+    recomputation still matches exactly.
+    """
+    out: list[str] = []
+    sha = hashlib.sha256
+    for arr in (texts.chunks if isinstance(texts, pa.ChunkedArray) else [texts]):
+        if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
+            arr = arr.cast(pa.large_string())
+        if arr.null_count:
+            raise ValueError("a canonical record text is NULL; every stored record has one")
+        width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+        offsets = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1].tolist()
+        data = memoryview(arr.buffers()[2] or b"")
+        out += [sha(data[a:b]).hexdigest() for a, b in zip(offsets, offsets[1:])]
+    return pa.array(out, pa.string())
+
+
+def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
+    """Each row's record hash (`_rh`): SHA-256 of its canonical text, in the order of `staged`."""
+    texts = con.sql(f"SELECT {canonical_record_sql()} AS t FROM {staged}").to_arrow_table().column(0)
+    return pa.table({"_rh": sha256_each(texts)})
+
+
+def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None) -> str:
     """Digest of one batch's stored events and quarantine rows.
 
-    `event_hashes` may name a query giving the events' hashes already computed (column h).
+    `event_hashes` may give the events' hashes already computed: a query (column h) or the list itself.
     """
-    hashes = event_hashes or f"SELECT {_EVENT_HASH} AS h FROM events WHERE batch_id = {int(batch_id)}"
-    ev = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM ({hashes})").fetchall()[0][0]
-    q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
-                    "WHERE batch_id = ?)", [batch_id]).fetchall()[0][0]
+    listed = isinstance(event_hashes, list)
+    hashes = (event_hashes if isinstance(event_hashes, str) else
+              f"SELECT {_EVENT_HASH} AS h FROM events WHERE batch_id = {int(batch_id)}")
+    events_agg = "NULL" if listed else f"(SELECT string_agg(h, '' ORDER BY h) FROM ({hashes}))"
+    ev, q = con.execute(f"""
+        SELECT {events_agg},
+               (SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine
+                                                       WHERE batch_id = ?))""", [batch_id]).fetchall()[0]
+    if listed:
+        ev = "".join(sorted(event_hashes))  # type: ignore[arg-type]  # the same order as ORDER BY h (ASCII hex)
     return combine_digests(hashlib.sha256((ev or "").encode()).hexdigest(),
                            hashlib.sha256((q or "").encode()).hexdigest())
 

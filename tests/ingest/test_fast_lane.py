@@ -1,0 +1,144 @@
+"""The fast lane decides exactly as the full validator would: same values, reasons and derived ids.
+
+Each record below is validated twice in one batch, once with the fast lane vouching for what it can and
+once with every record sent through the full validator, from JSON text and from typed Arrow columns;
+the valid rows and the quarantine rows must be identical.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import duckdb
+import pyarrow as pa
+import pytest
+
+from breachwatch.contract.event import ARROW_SCHEMA, FIELD_NAMES
+from breachwatch.ingest.normalize import parse_zone
+from breachwatch.ingest.pipeline import ingest_paths, ingest_tables, typed_ok
+from breachwatch.ingest.readers import typed_as_json
+from breachwatch.ingest.validate import validate_batch
+from breachwatch.store.db import arrow_views
+
+T = "2025-04-14T02:10:00Z"
+BASE = {"event_id": "x", "time": T, "kind": "access"}
+RECORDS: list[str] = [json.dumps({**BASE, **extra}) for extra in [
+    {},
+    {"principal_id": "p\u00e9/\\\"q\"", "user_agent": "Mozilla \u2603 \t"},
+    {"src_asn": 4766}, {"src_asn": "AS4766"}, {"src_country": "kr"}, {"src_country": ""}, {"src_country": "Korea"},
+    {"time": 1744564200}, {"time": 1744564200000}, {"time": 1744564200.5}, {"time": "1744564200"},
+    {"time": "2025-04-14T02:10:00"}, {"time": "2025-04-14T11:10:00+09:00"}, {"time": "2025-04-14T11:10:00+0900"},
+    {"time": "2025-04-14"}, {"time": "1980-01-01T00:00:00Z"}, {"time": 99999999999999999999}, {"time": None},
+    {"token_issued_at": "2025-04-14T02:00:00.123456Z", "token_expires_at": 1744564200},
+    {"token_expires_at": "soon"},
+    {"status": 200}, {"status": 200.0}, {"status": 200.5}, {"status": "200"}, {"status": -5},
+    {"status": 9007199254740993}, {"bytes_out": 18446744073709551615}, {"record_count": None},
+    {"subject_ids": ["1", "r-2"]}, {"subject_ids": [1, 2]}, {"subject_ids": []}, {"subject_ids": ["a", None]},
+    {"subject_ids": [1.5]}, {"subject_ids": [["a"]]}, {"subject_ids": "42"}, {"fields": ["name", "\u00e9"]},
+    {"subject_fields": {"r-1": ["name", "phone"]}}, {"subject_fields": {}}, {"subject_fields": {"r-1": [1]}},
+    {"subject_fields": {"r-1": None}}, {"subject_fields": {"r-1": ["a", None]}}, {"subject_fields": {"r": "a"}},
+    {"subject_fields": []},
+    {"attributes": {"a": 1, "b": [1, {"c": None}]}}, {"attributes": '{"a": 1}'}, {"attributes": "[1]"},
+    {"attributes": [1]}, {"attributes": {}},
+    {"vendor": "blue", "attributes": {"a": 1}}, {"vendor": {"x": [1]}}, {"event_id": None},
+    {"principal_type": "robot"}, {"principal_type": "customer"}, {"action": "print"}, {"action": ""},
+    {"status_value": "dormant"}, {"kind": "teleport"}, {"kind": ""}, {"kind": None}, {"kind": 5}, {"session_id": 5},
+    {"session_id": True}, {"session_id": ["s"]}, {"session_id": {"s": 1}}, {"reason_ref": ""},
+]] + [
+    '{"event_id": "x", "time": "2025-04-14T02:10:00Z", "kind": "access", "kind": "login"}',
+    '{"event_id": "x", "time": "2025-04-14T02:10:00Z", "kind": "access", "vendor": 1, "vendor": 2}',
+    '  {"event_id": "x", "time": "2025-04-14T02:10:00Z", "kind": "login"}  ',
+    '{"event_id": "x", "time": ', '["not", "an", "object"]', '"text"', "42", "null", "",
+]
+# Ids are made unique per line so that every row's values can be told apart.
+LINES = [line.replace('"event_id": "x"', f'"event_id": "x{i}"', 1) for i, line in enumerate(RECORDS)]
+
+
+def _run(con: duckdb.DuckDBPyConnection, fast: bool, lines: list[str] | None = None,
+         typed: pa.Table | None = None, zone: str | None = None) -> tuple[list, list]:
+    views: dict[str, object] = {}
+    if lines is not None:
+        views["_lines_in"] = pa.table({"_src": ["f"] * len(lines), "_pos": list(range(1, len(lines) + 1)),
+                                       "line": lines})
+    if typed is not None:
+        views["_typed_in"] = typed
+    with arrow_views(con, **views):
+        validate_batch(con, parse_zone(zone), "_lines_in" if lines is not None else None,
+                       [("_typed_in", typed.schema)] if typed is not None else [], fast=fast)
+    cols = ", ".join(f'"{n}"' for n in FIELD_NAMES)
+    valid = con.execute(f"SELECT _pos, {cols} FROM _valid_rows ORDER BY _pos").fetchall()
+    bad = con.execute("SELECT position, reason, detail, raw, event_id, quarantine_id FROM _bad_rows "
+                      "ORDER BY position").fetchall()
+    return valid, bad
+
+
+@pytest.mark.parametrize("zone", [None, "Asia/Seoul"])
+def test_json_lines_fast_lane_matches_the_full_validator(zone):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    fast = _run(con, True, LINES, zone=zone)
+    vouched = con.execute("SELECT count(*) FROM _fast WHERE _sure").fetchone()[0]
+    full = _run(con, False, LINES, zone=zone)
+    assert fast == full
+    assert len(fast[0]) > 30 and len(fast[1]) > 20  # both outcomes are exercised
+    assert vouched > 20  # and the fast lane vouched for many
+
+
+def _typed_rows() -> pa.Table:
+    good = {"event_id": "t1", "time": dt.datetime(2025, 4, 14, 2, 10), "kind": "access", "principal_id": "7",
+            "src_country": "kr", "status": 200, "subject_ids": ["7", "r-1"], "fields": ["name"],
+            "subject_fields": [("r-1", ["name", "phone"])], "attributes": '{"a": [1, 2]}'}
+    variants = [
+        {}, {"event_id": None}, {"src_country": "Korea"}, {"kind": "teleport"}, {"time": None},
+        {"time": dt.datetime(1980, 1, 1)}, {"subject_ids": ["a", None]}, {"subject_ids": []},
+        {"subject_fields": [("r-1", None)]}, {"subject_fields": [("r-1", ["a", None])]}, {"attributes": "[1]"},
+        {"attributes": "not json"}, {"attributes": ""}, {"principal_id": ""}, {"status": 2 ** 60},
+        {"token_expires_at": dt.datetime(2025, 4, 14, 3, 0, 0, 123456)}, {"kind": ""},
+    ]
+    rows = [{**good, **v, **({"event_id": f"t{i}"} if "event_id" not in v else {})} for i, v in enumerate(variants)]
+    table = pa.Table.from_pylist(rows, schema=ARROW_SCHEMA)
+    n = table.num_rows
+    return table.add_column(0, "_src", pa.array(["p"] * n)).add_column(1, "_pos", pa.array(range(1, n + 1), pa.int64()))
+
+
+def test_typed_columns_fast_lane_matches_the_full_validator():
+    table = _typed_rows()
+    assert typed_ok(table.schema.remove(0).remove(0))
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    fast = _run(con, True, typed=table)
+    vouched = con.execute("SELECT count(*) FROM _fast WHERE _sure").fetchone()[0]
+    full = _run(con, False, typed=table)
+    assert fast == full
+    assert len(fast[0]) >= 5 and len(fast[1]) >= 5 and vouched >= 5
+
+
+def test_typed_and_json_input_give_the_same_events_and_ids(store, tmp_path):
+    """The same records from NDJSON and from typed Arrow columns: every event is a duplicate the second time,
+    including those whose event_id is derived."""
+    con, path = store
+    table = _typed_rows().drop_columns(["_src", "_pos"])
+    s1 = ingest_tables(con, [table], "arrow", db_path=path)
+    ndjson = tmp_path / "same.ndjson"
+    ndjson.write_text("".join(line + "\n" for line in typed_as_json(table).to_pylist()))
+    s2 = ingest_paths(con, path, [str(ndjson)])
+    assert s1.loaded > 5 and s2.loaded == 0 and s2.duplicates == s1.loaded
+    assert s2.quarantined == s1.quarantined
+    reasons = con.execute("SELECT source, position, reason, detail FROM quarantine ORDER BY 2, 1").fetchall()
+    by_source: dict[str, list] = {}
+    for src, pos, reason, detail in reasons:
+        by_source.setdefault(src, []).append((pos, reason, detail))
+    assert by_source["arrow"] == by_source[str(ndjson)]
+
+
+def test_parquet_with_an_unknown_column_goes_as_json_and_keeps_it(store, tmp_path):
+    import pyarrow.parquet as pq
+
+    con, path = store
+    table = pa.table({"event_id": ["u1"], "time": pa.array([dt.datetime(2025, 4, 14)], pa.timestamp("us")),
+                      "kind": ["login"], "vendor_x": ["blue"]})
+    assert not typed_ok(table.schema)
+    pq.write_table(table, tmp_path / "u.parquet")
+    s = ingest_paths(con, path, [str(tmp_path / "u.parquet")])
+    assert s.loaded == 1
+    assert json.loads(con.execute("SELECT attributes FROM events").fetchone()[0]) == {"vendor_x": "blue"}
