@@ -98,8 +98,9 @@ def throughput(args: argparse.Namespace) -> dict:
         res = run_detect(con, cfg)
         engine_s = time.perf_counter() - t0
         canaries = "[" + ", ".join(f"'{c}'" for c in sorted(cfg.canaries)) + "]"
-        con.execute("CREATE OR REPLACE TEMP VIEW new_events AS SELECT * FROM events WHERE time >= ?",
-                    [datetime.utcfromtimestamp(int(t_us[warm]) / 1e6)])
+        # A view cannot take a prepared parameter: the boundary goes in as a literal.
+        since = datetime.utcfromtimestamp(int(t_us[warm]) / 1e6).isoformat(sep=" ")
+        con.execute(f"CREATE OR REPLACE TEMP VIEW new_events AS SELECT * FROM events WHERE time >= TIMESTAMP '{since}'")
         bare = {}
         for name, sql in BARE.items():
             t0 = time.perf_counter()

@@ -58,12 +58,27 @@ def add_candidate_events(con: duckdb.DuckDBPyConnection, detector: str, select_s
                 params or [])
 
 
+_TOP_COLUMNS = {"principals": "principal_id", "tokens": "token_id", "keys": "key_id", "ips": "src_ip",
+                "asns": "src_asn", "countries": "src_country", "fingerprints": "client_fingerprint",
+                "user_agents": "user_agent"}
+
+
+def _top_lists(limit: int) -> str:
+    return ", ".join(f"list(DISTINCT {c}) FILTER (WHERE {c} IS NOT NULL)[1:{limit}]" for c in _TOP_COLUMNS.values())
+
+
+def _as_lists(row: tuple) -> dict[str, list[str]]:
+    return {k: sorted(v or []) for k, v in zip(_TOP_COLUMNS, row)}
+
+
 def top_values(con: duckdb.DuckDBPyConnection, table: str, where: str, limit: int = 50,
                params: list[Any] | None = None) -> dict[str, list[str]]:
     """The most frequent principals, tokens, keys, IPs, ASNs, countries, fingerprints, user agents of some events."""
-    cols = {"principals": "principal_id", "tokens": "token_id", "keys": "key_id", "ips": "src_ip",
-            "asns": "src_asn", "countries": "src_country", "fingerprints": "client_fingerprint",
-            "user_agents": "user_agent"}
-    parts = ", ".join(f"list(DISTINCT {c}) FILTER (WHERE {c} IS NOT NULL)[1:{limit}]" for c in cols.values())
-    row = con.execute(f"SELECT {parts} FROM {table} WHERE {where}", params or []).fetchall()[0]
-    return {k: sorted(v or []) for k, v in zip(cols, row)}
+    row = con.execute(f"SELECT {_top_lists(limit)} FROM {table} WHERE {where}", params or []).fetchall()[0]
+    return _as_lists(row)
+
+
+def top_values_by(con: duckdb.DuckDBPyConnection, table: str, key: str, limit: int = 50) -> dict[Any, dict[str, list[str]]]:
+    """`top_values` for every value of `key` in `table`, in one grouped query (many candidates at once)."""
+    rows = con.execute(f"SELECT {key}, {_top_lists(limit)} FROM {table} GROUP BY {key}").fetchall()
+    return {r[0]: _as_lists(r[1:]) for r in rows}

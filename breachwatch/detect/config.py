@@ -45,7 +45,7 @@ SPEC: dict[str, dict[str, tuple[str, Any]]] = {
         "baseline_refresh": ("duration", "24h"),
         "provenance_every": ("duration", "0.5s"),
         "behaviour_every": ("duration", "5s"),
-        "behaviour_max_lag": ("duration", "5m"),
+        "behaviour_max_lag": ("duration", "1h"),
         "baseline_history": ("duration", "30d"),
         "merge_gap": ("duration", "1h"),
         "sample_events": ("int", 20),

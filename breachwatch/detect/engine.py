@@ -280,13 +280,17 @@ def _detect(ctx: RunContext, res: DetectResult, detectors: tuple, track: bool) -
     res.alerts_updated += len(outcome.updated)
     for k, v in outcome.by_status.items():
         res.by_status[k] = res.by_status.get(k, 0) + v
+    t0 = _lap(res, "incidents: alerts", t0)
     mo = merge.MergeOutcome()
-    merge.assign(con, cfg, outcome.raised, mo)
+    merge.assign(con, cfg, outcome.raised, mo, fresh=set(outcome.new))
+    t0 = _lap(res, "incidents: assign", t0)
     if track and ctx.accesses:
         ctx.need("_ent")
         alert_store.track(con, cfg)
+    t0 = _lap(res, "incidents: track", t0)
     merge.refresh_headers(con, cfg, mo.realerted, mo)
     merge.absorb_run(con, cfg, mo)
+    t0 = _lap(res, "incidents: blast radius", t0)
     alert_store.store_links(con)
     for inc in mo.opened:
         res.incidents_opened.append(inc)
@@ -294,7 +298,14 @@ def _detect(ctx: RunContext, res: DetectResult, detectors: tuple, track: bool) -
         if inc not in res.incidents_updated and inc not in res.incidents_opened:
             res.incidents_updated.append(inc)
     res.incidents_escalated += [i for i in mo.escalated if i not in res.incidents_escalated]
-    res.timings["incidents"] = res.timings.get("incidents", 0.0) + _time.perf_counter() - t0
+    _lap(res, "incidents: links", t0)
+
+
+def _lap(res: DetectResult, name: str, t0: float) -> float:
+    """Add the time since `t0` to `res.timings[name]`; returns now."""
+    now = _time.perf_counter()
+    res.timings[name] = res.timings.get(name, 0.0) + now - t0
+    return now
 
 
 def _learn(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -> None:

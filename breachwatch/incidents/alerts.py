@@ -185,12 +185,13 @@ def _rank(sev: str) -> int:
 
 def _samples(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, alert_ids: list[str]) -> None:
     """Keep the first events of each alert as its samples (the ones its decision used)."""
+    if not alert_ids:
+        return
     n = int(cfg.engine["sample_events"])
-    for alert_id in alert_ids:
-        con.execute(f"""UPDATE alerts SET sample_event_ids = (
-            SELECT list(event_id ORDER BY time, event_id)[1:{n}] FROM (
-                SELECT event_id, time FROM _run_links WHERE alert_id = ? ORDER BY time, event_id LIMIT {n}))
-            WHERE alert_id = ? AND len(coalesce(sample_event_ids, [])) < {n}""", [alert_id, alert_id])
+    con.execute(f"""UPDATE alerts SET sample_event_ids = s.ids FROM (
+            SELECT alert_id, list(event_id ORDER BY time, event_id)[1:{n}] AS ids FROM _run_links
+            WHERE alert_id IN ({", ".join("?" for _ in alert_ids)}) GROUP BY alert_id) s
+        WHERE alerts.alert_id = s.alert_id AND len(coalesce(alerts.sample_event_ids, [])) < {n}""", alert_ids)
 
 
 def track(con: duckdb.DuckDBPyConnection, cfg: DetectConfig) -> int:

@@ -18,10 +18,12 @@ from dataclasses import dataclass, field
 
 import duckdb
 import orjson
+import pyarrow as pa
 
 from breachwatch.detect.config import DetectConfig
 from breachwatch.incidents.alerts import _rank
 from breachwatch.incidents.suppression import now_utc
+from breachwatch.store.db import arrow_views
 
 # Event columns that become incident entities (the Contract 5 lists).
 ENTITY_COLUMNS = {"principal": "principal_id", "token": "token_id", "key": "key_id", "ip": "src_ip",
@@ -49,16 +51,34 @@ def _next_id(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
     return f"INC-{seq:06d}", seq
 
 
-def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str], out: MergeOutcome) -> None:
-    """Give each newly raised alert an incident: an overlapping open one, or a new one."""
+def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str], out: MergeOutcome,
+           fresh: set[str] | None = None) -> None:
+    """Give each newly raised alert an incident: an overlapping open one, or a new one.
+
+    `fresh` names alerts recorded in this run: their events are all in `_run_links` already, so
+    only the others (promoted from held or suppressed) need their stored events read back.
+    """
+    if not raised:
+        return
     gap = int(cfg.engine["merge_gap"])
+    cols = "alert_id, detector, etype, ptype, entity, first_seen, last_seen, detected_at, entities, links"
+    rows = {r[0]: r[1:] for r in con.execute(f"SELECT {cols} FROM alerts WHERE alert_id IN "
+                                             f"({', '.join('?' for _ in raised)})", raised).fetchall()}
+    plans = []
     for alert_id in raised:
-        detector, etype, ptype, entity, first, last, detected, ents, linking = con.execute(
-            "SELECT detector, etype, ptype, entity, first_seen, last_seen, detected_at, entities, links FROM alerts "
-            "WHERE alert_id = ?", [alert_id]).fetchall()[0]
+        detector, etype, ptype, entity, first, last, detected, ents, linking = rows[alert_id]
         # Any alert may join an incident through one actor's principals, tokens and IPs; only a
         # focused alert's own entities become linkable for later alerts (see _absorb: linkable).
-        links = _links(etype, entity, orjson.loads(ents) if ents else {})
+        plans.append((alert_id, detector, etype, ptype, entity, first, last, detected, linking,
+                      _links(etype, entity, orjson.loads(ents) if ents else {})))
+    # An alert can only match incident entities named by its links: read those rows once, for all the
+    # alerts, instead of scanning every incident's entities per alert; rows added below go to both.
+    wanted = sorted({pair for p in plans for pair in p[-1]})
+    with arrow_views(con, _links_in=pa.table({"etype": pa.array([t for t, _ in wanted], pa.string()),
+                                              "value": pa.array([v for _, v in wanted], pa.string())})):
+        con.execute("CREATE OR REPLACE TEMP TABLE _ie_cand AS SELECT e.* FROM incident_entities e "
+                    "SEMI JOIN _links_in l ON l.etype = e.etype AND l.value = e.value")
+    for alert_id, detector, etype, ptype, entity, first, last, detected, linking, links in plans:
         # A crowd's window reaches back over unrelated activity: overlap counts from its crossing.
         inc = _find(con, links, ptype, first if linking else detected, last, gap)
         if inc is None:
@@ -74,14 +94,18 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
         if inc not in out.realerted:
             out.realerted.append(inc)
         con.execute("UPDATE alerts SET incident_id = ? WHERE alert_id = ?", [inc, alert_id])
-        if etype and entity:
-            con.execute("INSERT INTO incident_entities SELECT ?, ?, ?, TRUE, ?, TRUE WHERE NOT EXISTS (SELECT 1 FROM "
-                        "incident_entities WHERE incident_id = ? AND etype = ? AND value = ? AND lead "
-                        "AND ptype IS NOT DISTINCT FROM ?)", [inc, etype, entity, ptype, inc, etype, entity, ptype])
-        # Events the alert gathered before it had an incident (e.g. while held) count for it too.
-        con.execute("""INSERT INTO _run_links SELECT alert_id, event_id, time, TRUE FROM alert_events e
-            WHERE alert_id = ? AND NOT EXISTS (SELECT 1 FROM _run_links r WHERE r.alert_id = e.alert_id
-                                               AND r.event_id = e.event_id)""", [alert_id])
+        if etype and entity and not con.execute(
+                "SELECT count(*) FROM _ie_cand WHERE incident_id = ? AND etype = ? AND value = ? AND lead "
+                "AND ptype IS NOT DISTINCT FROM ?", [inc, etype, entity, ptype]).fetchall()[0][0]:
+            for table in ("incident_entities", "_ie_cand"):
+                con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, TRUE, ?, TRUE)", [inc, etype, entity, ptype])
+    # Events an alert gathered before it had an incident (e.g. while held) count for it too; one scan
+    # of the stored links for all of them.
+    earlier = [a for a in raised if fresh is None or a not in fresh]
+    if earlier:
+        con.execute(f"""INSERT INTO _run_links SELECT alert_id, event_id, time, TRUE FROM alert_events e
+            WHERE alert_id IN ({", ".join("?" for _ in earlier)}) AND NOT EXISTS (
+                SELECT 1 FROM _run_links r WHERE r.alert_id = e.alert_id AND r.event_id = e.event_id)""", earlier)
 
 
 def _links(etype: str | None, entity: str | None, ents: dict[str, list[str]]) -> list[tuple[str, str]]:
@@ -95,6 +119,7 @@ def _links(etype: str | None, entity: str | None, ents: dict[str, list[str]]) ->
 
 def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: str | None, first, last,
           gap: int) -> str | None:
+    """The oldest open incident these links match (within `_ie_cand`, the entity rows they can match)."""
     if not links:
         return None
     values = ", ".join("(?, ?, ?)" for _ in links)
@@ -105,7 +130,7 @@ def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: s
     # it takes two of them: one shared address can be a coincidence of proxy pools.
     rows = con.execute(f"""
         SELECT i.incident_id FROM incidents i
-        JOIN incident_entities e ON e.incident_id = i.incident_id
+        JOIN _ie_cand e ON e.incident_id = i.incident_id
         JOIN (VALUES {values}) l(etype, value, is_lead) ON l.etype = e.etype AND l.value = e.value
         WHERE i.status IN ('open', 'acknowledged')
           AND i.first_seen <= ?::TIMESTAMP + INTERVAL {gap} SECOND

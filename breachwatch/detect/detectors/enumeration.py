@@ -21,11 +21,14 @@ Logic, per segment:
 """
 from __future__ import annotations
 
-from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_values
+import pyarrow as pa
+
+from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_values_by
 from breachwatch.detect.config import fmt_window
 from breachwatch.detect.context import RunContext, allowlist_sql
 from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
 from breachwatch.detect.entities import LABEL, entity_rows_sql
+from breachwatch.store.db import arrow_views
 
 NAME = "enumeration"
 
@@ -106,26 +109,49 @@ def _authfail_points(ctx: RunContext, d: dict) -> None:
 
 
 def _crossed(ctx: RunContext, d: dict, metric: str, rows: list[CrossingRow]) -> None:
-    for _, xs in earliest_per_entity(rows).items():
-        _candidate(ctx, d, metric, xs)
-
-
-def _candidate(ctx: RunContext, d: dict, metric: str, xs: list[CrossingRow]) -> None:
+    """One candidate per crossing entity; their events, entity lists and coverage in a few set-wise queries."""
+    firsts = [xs for _, xs in earliest_per_entity(rows).items()]
+    if not firsts:
+        return
     con = ctx.con
+    source = "_seg" if metric == "authfail" else "_acc"
+    rows_of = "_en_fail" if metric == "authfail" else "_ent"
+    keys = [(f"{metric}:{xs[0].etype}:{xs[0].ptype}:{xs[0].entity}", xs[0],
+             focused(xs[0].etype, xs[0].entity_first_seen, ctx.baseline_at)) for xs in firsts]
+    pick = f"_en_pick_{metric}"
+    wanted = pa.table({"dedup": pa.array([k for k, _, _ in keys], pa.string()),
+                       "ek": pa.array([x.ek for _, x, _ in keys], pa.uint64()),
+                       "t0": pa.array([x.first_time for _, x, _ in keys], pa.timestamp("us")),
+                       "t1": pa.array([x.time for _, x, _ in keys], pa.timestamp("us")),
+                       "one_actor": pa.array([o for _, _, o in keys], pa.bool_())})
+    # One actor's alert holds everything the entity did since its count began; a crowd's only the
+    # points that counted toward its crossing (unrelated people share a country or a network).
+    with arrow_views(con, _en_wanted=wanted):
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {pick} AS
+            SELECT k.dedup, r.seq FROM _en_wanted k JOIN {rows_of} r ON r.ek = k.ek AND r.time >= k.t0
+            WHERE k.one_actor
+            UNION
+            SELECT k.dedup, p.seq FROM _en_wanted k JOIN _pts p ON p.metric = '{metric}' AND p.ek = k.ek
+             AND p.time >= k.t0 AND p.time <= k.t1
+            WHERE NOT k.one_actor""")
+    picked = f"(SELECT p.dedup, s.* FROM {pick} p JOIN {source} s ON s.seq = p.seq)"
+    add_candidate_events(con, NAME, f"SELECT dedup, event_id, time FROM {picked}")
+    entities: dict[str, dict[str, list[str]]] = {}
+
+    def entity_lists(dedup: str) -> dict[str, list[str]]:
+        if not entities:  # only new alerts ask, all in the same run: one grouped query
+            entities.update(top_values_by(con, picked, "dedup"))
+        return entities.get(dedup, {})
+
+    touched = _touched(ctx, [x.ek for _, x, _ in keys]) if metric == "subj" else {}
+    for (dedup, _, one_actor), xs in zip(keys, firsts):
+        _candidate(ctx, d, metric, xs, dedup, one_actor, touched, entity_lists)
+
+
+def _candidate(ctx: RunContext, d: dict, metric: str, xs: list[CrossingRow], dedup: str, one_actor: bool,
+               touched: dict[int, float], entity_lists) -> None:
     x = xs[0]
     label = LABEL.get(x.etype, x.etype)
-    dedup = f"{metric}:{x.etype}:{x.ptype}:{x.entity}"
-    source = "_seg" if metric == "authfail" else "_acc"
-    one_actor = focused(x.etype, x.entity_first_seen, ctx.baseline_at)
-    if one_actor:
-        rows_of = "_en_fail" if metric == "authfail" else "_ent"
-        picked = f"SELECT seq FROM {rows_of} WHERE ek = ? AND time >= ?"
-        params = [x.ek, x.first_time]
-    else:
-        picked = "SELECT seq FROM _pts WHERE metric = ? AND ek = ? AND time >= ? AND time <= ?"
-        params = [metric, x.ek, x.first_time, x.time]
-    add_candidate_events(con, NAME, f"SELECT ?, s.event_id, s.time FROM {source} s WHERE s.seq IN ({picked})",
-                         [dedup, *params])
     findings = []
     for r in xs:
         what = METRIC_TEXT[metric].format(n=f"{r.count:,.0f}")
@@ -135,7 +161,7 @@ def _candidate(ctx: RunContext, d: dict, metric: str, xs: list[CrossingRow]) -> 
     severity = d["severity"]
     coverage = None
     if metric == "subj":
-        coverage = _coverage(ctx, x.ek)
+        coverage = _coverage(ctx, touched.get(x.ek, 0.0))
         if coverage is not None and coverage >= d["critical_coverage"]:
             severity = "critical"
             findings.append(f"that is {coverage:.1%} of the whole customer base")
@@ -145,12 +171,19 @@ def _candidate(ctx: RunContext, d: dict, metric: str, xs: list[CrossingRow]) -> 
         evidence="; ".join(findings),
         metrics={"metric": metric, "count": x.count, "window_s": x.window_s, "own": x.own, "peer": x.peer,
                  "threshold": x.threshold, "coverage": coverage},
-        entities=lambda: top_values(con, source, f"seq IN ({picked})", params=params),
+        entities=lambda: entity_lists(dedup),
         track_eks=[x.ek] if one_actor else [], links=one_actor, attach_on_update=one_actor))
 
 
-def _coverage(ctx: RunContext, ek: int) -> float | None:
-    """Share of the customer base this entity has touched so far."""
+def _touched(ctx: RunContext, eks: list[int]) -> dict[int, float]:
+    """People each entity has touched so far (its stored first-touch counts), for many entities at once."""
+    with arrow_views(ctx.con, _en_eks=pa.table({"ek": pa.array(eks, pa.uint64())})):
+        return dict(ctx.con.execute("""SELECT b.ek, sum(b.n) FROM counter_buckets b SEMI JOIN _en_eks k ON k.ek = b.ek
+            WHERE b.metric = 'subj' AND b.gran = 'h' GROUP BY b.ek""").fetchall())
+
+
+def _coverage(ctx: RunContext, touched: float) -> float | None:
+    """Share of the customer base an entity that touched `touched` people has touched so far."""
     con = ctx.con
     if "customer_base" not in ctx.stats:
         ctx.stats["customer_base"] = con.execute(
@@ -158,6 +191,4 @@ def _coverage(ctx: RunContext, ek: int) -> float | None:
     base = ctx.stats["customer_base"]
     if not base:
         return None
-    touched = con.execute("SELECT coalesce(sum(n), 0) FROM counter_buckets WHERE metric = 'subj' AND gran = 'h' "
-                          "AND ek = ?", [ek]).fetchall()[0][0]
     return float(touched) / base

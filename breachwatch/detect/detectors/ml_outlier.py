@@ -85,7 +85,6 @@ def _last_checkpoint(ctx: RunContext, d: dict) -> datetime | None:
 
 
 def _score_checkpoints(ctx: RunContext, d: dict) -> None:
-    con = ctx.con
     last = ctx.stats.get("ml_checkpoint")
     upto = _last_checkpoint(ctx, d)
     if upto is None:
@@ -97,39 +96,51 @@ def _score_checkpoints(ctx: RunContext, d: dict) -> None:
     if c > upto:
         return
     models = _models(ctx, d)
-    while c <= upto:
-        if models:
-            _score_one(ctx, d, c, models)
-        c += step
+    if models:
+        _score(ctx, d, c, upto, models)
     ctx.stats["ml_checkpoint"] = upto
 
 
-def _score_one(ctx: RunContext, d: dict, c: datetime, models: dict) -> None:
+def _score(ctx: RunContext, d: dict, first: datetime, last: datetime, models: dict) -> None:
+    """Score every checkpoint from `first` to `last` (one step apart): one query, one model call per type.
+
+    At checkpoint c, each entity active in the step before c is scored on its trailing window
+    [c - window, c); a row's score does not depend on the other rows scored with it.
+    """
     con = ctx.con
     step, window = int(d["step"]), int(d["window"])
     sums = ", ".join(f"sum(s.{k}) AS {k}" for k in _SUMS)
     rows = con.execute(f"""
-        WITH active AS (SELECT DISTINCT ek FROM entity_steps WHERE bucket = ?::TIMESTAMP - INTERVAL {step} SECOND),
-             win AS (SELECT s.ek, {sums}, max(s.last_time) AS last_time, min(s.bucket) AS first_bucket
-                     FROM entity_steps s SEMI JOIN active a ON a.ek = s.ek
-                     WHERE s.bucket >= ?::TIMESTAMP - INTERVAL {window} SECOND AND s.bucket < ? GROUP BY s.ek)
-        SELECT w.ek, r.etype, r.ptype, r.entity, w.last_time, {_vector_sql('w')}, w.requests, w.first_bucket
-        FROM win w JOIN entity_registry r ON r.ek = w.ek WHERE w.requests >= {int(d['min_requests'])}""",
-                       [c, c, c]).fetchall()
-    by_type: dict[str, list] = {}
-    for row in rows:
-        if row[1] in models:
-            by_type.setdefault(row[1], []).append(row)
-    for etype, group in by_type.items():
-        model, train, p99, top = models[etype]
-        x = np.array([r[5] for r in group], dtype=float)
-        scores = model.decision_function(x)
-        # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to leave
-        # the history's range on at least `min_features_beyond` features too.
-        beyond = (x > top).sum(axis=1)
-        for r, s, v, b in zip(group, scores, x, beyond):
-            if s < -d["score_margin"] and b >= d["min_features_beyond"]:
-                _candidate(ctx, d, r, float(s), v, train, p99, c)
+        WITH cps AS (SELECT unnest(generate_series(?::TIMESTAMP, ?::TIMESTAMP, INTERVAL {step} SECOND)) AS c),
+             active AS (SELECT DISTINCT p.c, s.ek FROM entity_steps s
+                        JOIN cps p ON s.bucket = p.c - INTERVAL {step} SECOND),
+             win AS (SELECT a.c, s.ek, {sums}, max(s.last_time) AS last_time, min(s.bucket) AS first_bucket
+                     FROM active a JOIN entity_steps s ON s.ek = a.ek
+                      AND s.bucket >= a.c - INTERVAL {window} SECOND AND s.bucket < a.c
+                     WHERE s.bucket >= ?::TIMESTAMP - INTERVAL {window} SECOND AND s.bucket < ?::TIMESTAMP
+                     GROUP BY a.c, s.ek)
+        SELECT w.c, w.ek, r.etype, r.ptype, r.entity, w.last_time, {_vector_sql('w')}, w.requests, w.first_bucket
+        FROM win w JOIN entity_registry r ON r.ek = w.ek WHERE w.requests >= {int(d['min_requests'])}
+        ORDER BY w.c, r.etype, w.ek""", [first, last, first, last]).fetchall()
+    rows = [r for r in rows if r[2] in models]
+    if not rows:
+        return
+    scores = np.empty(len(rows))
+    beyond = np.empty(len(rows), dtype=int)
+    x = np.array([r[6] for r in rows], dtype=float)
+    etypes = np.array([r[2] for r in rows])
+    for etype, (model, _train, _p99, top) in models.items():
+        mask = etypes == etype
+        if mask.any():
+            scores[mask] = model.decision_function(x[mask])
+            # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to
+            # leave the history's range on at least `min_features_beyond` features too.
+            beyond[mask] = (x[mask] > top).sum(axis=1)
+    hits = np.flatnonzero((scores < -d["score_margin"]) & (beyond >= d["min_features_beyond"]))
+    for i in hits:  # in checkpoint order: the first checkpoint an entity stands out at opens its alert
+        c, *row = rows[i]
+        model, train, p99, _top = models[row[1]]
+        _candidate(ctx, d, tuple(row), float(scores[i]), x[i], train, p99, c)
 
 
 def _candidate(ctx: RunContext, d: dict, row, score: float, v: np.ndarray, train: np.ndarray, p99: np.ndarray,
