@@ -24,6 +24,9 @@ def drill(
     scenarios: str = typer.Option("all", "--scenarios", help="Comma list of scenarios, or 'all'."),
     rate_scale: float = typer.Option(1.0, "--rate-scale", help="Multiplies every attack rate."),
     batch_s: float = typer.Option(60.0, "--batch-s", help="Replay micro-batch in seconds of event time."),
+    every_batch: bool = typer.Option(False, "--every-batch", help="Store and detect every micro-batch on its "
+                                     "own instead of catching up once per engine.behaviour_max_lag of event "
+                                     "time (slower; detection times are the same)."),
     no_issuance_log: bool = typer.Option(False, "--no-issuance-log", help="Feed no token_issued events, so "
                                          "provenance cannot be checked and behaviour must catch forgery."),
     background: list[str] = typer.Option([], "--background", help="Inject the scenarios into these recorded "
@@ -32,17 +35,20 @@ def drill(
                                      "store, never the user's)."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog YAML (default: the built-in one)."),
     report: Optional[str] = typer.Option(None, "--report", help="Also write the JSON result to this file "
-                                         "(the dashboard's drill page reads it)."),
+                                         "(default with --db: STORE.drill.json, where `serve` finds it "
+                                         "for the dashboard's drill page)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Score detection and scoping on injected breach scenarios against their ground truth."""
     opts = DrillOptions(customers=customers, days=days, warmup_days=warmup_days, seed=seed, scenarios=scenarios,
-                        rate_scale=rate_scale, batch_s=batch_s, issuance_log=not no_issuance_log,
+                        rate_scale=rate_scale, batch_s=batch_s, every_batch=every_batch,
+                        issuance_log=not no_issuance_log,
                         background=tuple(background), db=db, catalog=catalog)
     say = (lambda m: err_console.print(m, highlight=False)) if show_progress() and not as_json else None
     result = run_drill(opts, progress=say)
-    if report:
-        Path(report).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
+    target = report or (f"{db}.drill.json" if db else None)
+    if target:
+        Path(target).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     if as_json:
         print_json(result)
         return
