@@ -72,34 +72,50 @@ def _sim_tables(customers: int, days: float, seed: int, **kw):
 def throughput(args: argparse.Namespace) -> dict:
     per_day = 380_000 * args.customers / 100_000      # what the simulator produces per benign day, roughly
     days = max(1.0, args.events / per_day - 1)
-    sim, tables = _sim_tables(args.customers, days, 1, scenarios="none")
-    table = pa.concat_tables(tables)
-    table = table.slice(0, min(args.events, table.num_rows))
-    t_us = table.column("time").cast(pa.int64()).to_numpy()
-    warm = int(np.searchsorted(t_us, t_us[0] + int(86_400e6)))   # one day of history, learned with --backfill
+    sim = simulate(SimConfig(customers=args.customers, days=days, warmup_days=1, seed=1, scenarios="none"))
     work = Path(tempfile.mkdtemp(prefix="bw-bench-"))
     try:
         path = str(work / "bench.duckdb")
         con = connect(path)
         cfg = load_detect_config(load_catalog(None))
         store = _Store(con, path, "bench")
-        t0 = time.perf_counter()
-        for i in range(0, warm, 500_000):
-            store.put(table.slice(i, min(500_000, warm - i)))
-        stored = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        run_detect(con, cfg, backfill=True)
-        backfill_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for i in range(warm, table.num_rows, 500_000):
-            store.put(table.slice(i, min(500_000, table.num_rows - i)))
-        stored += time.perf_counter() - t0
+        # Streamed from the simulator in its own chunks (memory stays bounded at any --events): the
+        # first day is history, stored and learned with --backfill; the rest is stored for one detect.
+        n = warm = 0
+        edge_us = None
+        stored = backfill_s = 0.0
+        since_us = None
+        for table in sim.iter_batches():
+            table = table.slice(0, max(0, args.events - n))
+            if not table.num_rows:
+                break
+            t_us = table.column("time").cast(pa.int64()).to_numpy()
+            if edge_us is None:
+                edge_us = int(t_us[0]) + int(86_400e6)
+            k = int(np.searchsorted(t_us, edge_us)) if since_us is None else 0
+            t0 = time.perf_counter()
+            if k:
+                store.put(table.slice(0, k))
+                warm += k
+            stored += time.perf_counter() - t0
+            if k < table.num_rows:
+                if since_us is None:
+                    since_us = int(t_us[k])
+                    t0 = time.perf_counter()
+                    run_detect(con, cfg, backfill=True)
+                    backfill_s = time.perf_counter() - t0
+                t0 = time.perf_counter()
+                store.put(table.slice(k))
+                stored += time.perf_counter() - t0
+            n += table.num_rows
+        if since_us is None:
+            raise SystemExit(f"--events {args.events}: fewer than one day of history; raise --events.")
         t0 = time.perf_counter()
         res = run_detect(con, cfg)
         engine_s = time.perf_counter() - t0
         canaries = "[" + ", ".join(f"'{c}'" for c in sorted(cfg.canaries)) + "]"
         # A view cannot take a prepared parameter: the boundary goes in as a literal.
-        since = datetime.utcfromtimestamp(int(t_us[warm]) / 1e6).isoformat(sep=" ")
+        since = datetime.utcfromtimestamp(since_us / 1e6).isoformat(sep=" ")
         con.execute(f"CREATE OR REPLACE TEMP VIEW new_events AS SELECT * FROM events WHERE time >= TIMESTAMP '{since}'")
         bare = {}
         for name, sql in BARE.items():
@@ -110,7 +126,7 @@ def throughput(args: argparse.Namespace) -> dict:
         con.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    n, new = table.num_rows, table.num_rows - warm
+    new = n - warm
     return {"events": n, "history_events": warm, "new_events": new, "store_s": round(stored, 1),
             "backfill_s": round(backfill_s, 1), "backfill_events_per_s": round(warm / backfill_s),
             "detect_s": round(engine_s, 1), "detect_events_per_s": round(new / engine_s),
