@@ -46,6 +46,7 @@ SPEC: dict[str, dict[str, tuple[str, Any]]] = {
         "provenance_every": ("duration", "0.5s"),
         "behaviour_every": ("duration", "5s"),
         "behaviour_max_lag": ("duration", "1h"),
+        "max_pass_events": ("int", 1_000_000),
         "baseline_history": ("duration", "30d"),
         "merge_gap": ("duration", "1h"),
         "sample_events": ("int", 20),

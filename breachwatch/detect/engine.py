@@ -141,15 +141,36 @@ def run_detect(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, *, backfill: b
         res.baseline_at = prog.baseline_at
         res.seconds = _time.perf_counter() - started
         return res
-    con.execute("BEGIN")
-    try:
-        _run(con, cfg, prog, hi_batch, backfill, provenance, behaviour, res, notify, on_segment)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    # A backlog (a first run after a bulk load, a long outage) is taken in passes of at most
+    # `engine.max_pass_events` events, cut at batch boundaries, so memory stays bounded whatever
+    # its size. Each pass is one transaction; cutting by arrival is what a more wakeful engine
+    # would have done, and decisions are per event in event time, so the results are the same.
+    while True:
+        lo = min(m for m, due in ((prog.last_batch_id, provenance), (prog.behaviour_batch_id, behaviour)) if due)
+        end = _pass_end(con, lo, hi_batch, int(cfg.engine["max_pass_events"]))
+        con.execute("BEGIN")
+        try:
+            _run(con, cfg, prog, end, backfill, provenance and end > prog.last_batch_id,
+                 behaviour and end > prog.behaviour_batch_id, res, notify, on_segment)
+            con.execute("COMMIT")
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        if end >= hi_batch:
+            break
     res.seconds = _time.perf_counter() - started
     return res
+
+
+def _pass_end(con: duckdb.DuckDBPyConnection, lo: int, hi: int, cap: int) -> int:
+    """The last batch of a pass starting after batch `lo`: as many whole batches as fit in `cap`
+    events, and at least one."""
+    row = con.execute("""
+        SELECT max(batch_id) FILTER (WHERE upto <= ?), min(batch_id) FROM (
+            SELECT batch_id, sum(n) OVER (ORDER BY batch_id) AS upto
+            FROM (SELECT batch_id, count(*) AS n FROM events WHERE batch_id > ? AND batch_id <= ? GROUP BY 1))
+        """, [cap, lo, hi]).fetchall()[0]
+    return row[0] or row[1] or hi
 
 
 def _elapsed(since: float | None, now: float) -> float:
@@ -167,7 +188,8 @@ def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_b
     if provenance:
         span = [prog.last_batch_id, hi_batch]
         n = ctx.set_segment("events", "batch_id > ? AND batch_id <= ?", span)
-        res.events, res.batches = n, (prog.last_batch_id + 1, hi_batch)
+        res.events += n
+        res.batches = ((res.batches or (prog.last_batch_id + 1, 0))[0], hi_batch)
         _provenance(ctx, res)
         res.segments += 1
         if on_segment:
@@ -175,16 +197,18 @@ def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_b
         prog.last_batch_id = hi_batch
         prog.events_processed += n
         prog.provenance_ran_at = _time.time()
+    # A run may take several passes into the same result: notify only what this pass added.
+    opened, escalated = len(res.incidents_opened), len(res.incidents_escalated)
     if behaviour:
         _behavioural(ctx, prog, hi_batch, backfill, res, on_segment)
-    for inc in res.incidents_opened:
+    for inc in res.incidents_opened[opened:]:
         enqueue(con, notify, inc, "new")
-    for inc in res.incidents_escalated:
+    for inc in res.incidents_escalated[escalated:]:
         if inc not in res.incidents_opened:
             enqueue(con, notify, inc, "escalated")
     save_feeds(con, feeds)
-    res.health = [{"feed": c.feed, "state": c.state, "at": c.at.isoformat(), "message": c.message}
-                  for c in feeds.changes]
+    res.health += [{"feed": c.feed, "state": c.state, "at": c.at.isoformat(), "message": c.message}
+                   for c in feeds.changes]
     prog.runs += 1
     prog.issuance_since = ctx.issuance_since
     prog.principals_seen = ctx.stats["principals_seen"]
