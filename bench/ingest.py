@@ -99,17 +99,28 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def breachwatch_load(path: Path, commits: int = 0,
-                     commit_size: int = 100) -> tuple[tuple[float, float], dict, dict | None]:
+def breachwatch_load(path: Path, commits: int = 0, commit_size: int = 100,
+                     event_index: bool = True) -> tuple[tuple[float, float], dict, dict | None]:
+    """Ingest `path` into a fresh store; the summary also gives the store's size and index memory.
+
+    `event_index=False` drops the event_id index (migration 0007) first: the store as it was before it.
+    """
     db = str(path.parent / "bw.duckdb")
     con = connect(db)
+    if not event_index:
+        con.execute("DROP INDEX events_event_id")
     t, c = time.perf_counter(), cpu_s()
-    summary = ingest_paths(con, db, [str(path)])
+    summary = ingest_paths(con, db, [str(path)]).as_dict()
     dt = time.perf_counter() - t, cpu_s() - c
+    # The index is buffer-managed: this is what it holds in memory right after the load (evictable).
+    summary["art_index_memory_mb"] = round(con.execute(
+        "SELECT coalesce(sum(memory_usage_bytes), 0) FROM duckdb_memory() WHERE tag = 'ART_INDEX'").fetchone()[0] / 1e6)
     small = small_commits(con, db, commits, commit_size, offset=10**9) if commits else None
+    con.execute("CHECKPOINT")
+    summary["store_file_mb"] = round(os.path.getsize(db) / 1e6)
     con.close()
     remove_store(db)
-    return dt, summary.as_dict(), small
+    return dt, summary, small
 
 
 def remove_store(db: str) -> None:
@@ -142,6 +153,46 @@ def small_commits(con: duckdb.DuckDBPyConnection, db: str, n: int, size: int, of
             "max_ms": round(warm[-1], 1)}
 
 
+def dedup_crossover(work: Path, n: int) -> list[dict]:
+    """The dedup lookup alone, by index probes and by hash join, for batches of several sizes (half of
+    each batch already stored) in a store of `n` events with random ids: where the join gets cheaper."""
+    from breachwatch.store import chain
+    db = str(work / "crossover.duckdb")
+    con = connect(db)
+    step = 1_000_000
+    for lo in range(0, n, step):  # straight into the table (no validation): only the lookup is measured
+        rows = EVENTS_SQL.replace("'e' || i AS event_id", "md5('e' || i) AS event_id").replace(
+            "FROM range(__N__)", f"FROM range({lo}, {min(n, lo + step)})")
+        con.execute("INSERT INTO events BY NAME SELECT * REPLACE (time::TIMESTAMPTZ::TIMESTAMP AS time), "
+                    f"1 AS batch_id FROM ({rows})")
+    con.execute("CHECKPOINT")
+    out = []
+    limit = chain.probe_limit(n)
+    try:
+        for size in (100, 500, 1000, 2000, 5000, 10000, 20000):
+            con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT md5('e' || i) AS event_id FROM "
+                        f"(SELECT (hash(r.range) % {n})::BIGINT AS i FROM range({size // 2}) r) UNION ALL "
+                        f"SELECT md5('new' || r.range) FROM range({size - size // 2}) r")
+            row = {"batch": size}
+            # Probing every id of the batch, against joining on the id column first (then probing
+            # the ids found, as the writer does in a store of this size).
+            for path, rows_limit in (("index_probe_ms", 1 << 40), ("hash_join_ms", 0)):
+                ms = []
+                for _ in range(3):
+                    t = time.perf_counter()
+                    chain._find_stored(con, "staged", size, probe_rows=rows_limit, probe_found=limit)
+                    ms.append((time.perf_counter() - t) * 1000)
+                row[path] = round(statistics.median(ms), 1)
+                row.setdefault("found", con.execute("SELECT count(*) FROM _existing").fetchone()[0])
+                assert row["found"] == con.execute("SELECT count(*) FROM _existing").fetchone()[0], row
+            out.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    finally:
+        con.close()
+        remove_store(db)
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000_000)
@@ -150,9 +201,23 @@ def main() -> None:
     ap.add_argument("--commits", type=int, default=40, help="small commits to time (0: skip)")
     ap.add_argument("--commit-size", type=int, default=100, help="events per small commit")
     ap.add_argument("--repeat", type=int, default=1, help="alternate the loads this many times; medians reported")
+    ap.add_argument("--random-ids", action="store_true",
+                    help="random-looking event ids (md5), as gateways send, instead of e0, e1, ...: "
+                         "sequential ids let min/max pruning hide the dedup lookup's scan")
+    ap.add_argument("--dedup-crossover", type=int, default=0, metavar="N",
+                    help="only time the dedup lookup (index probes vs hash join) in a store of N events, and exit")
+    ap.add_argument("--no-index-peer", action="store_true",
+                    help="also ingest each file into a store without the event_id index, to measure its cost")
     args = ap.parse_args()
+    if args.random_ids:
+        global EVENTS_SQL
+        EVENTS_SQL = EVENTS_SQL.replace("'e' || i AS event_id", "md5('e' || i) AS event_id")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bw-bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.dedup_crossover:
+        print(json.dumps({"store_events": args.dedup_crossover,
+                          "lookup": dedup_crossover(work, args.dedup_crossover)}, indent=2))
+        return
     formats = args.formats.split(",")
     t = time.perf_counter()
     inputs = make_inputs(work, args.events, formats)
@@ -181,12 +246,24 @@ def main() -> None:
                 small.append(after)
                 print(json.dumps(after), file=sys.stderr)
             assert summary["loaded"] == n, summary
+            peer = {}
+            if args.no_index_peer:
+                (plain, plain_cpu), plain_summary, plain_small = breachwatch_load(
+                    path, args.commits if len(small) == 2 else 0, args.commit_size, event_index=False)
+                if plain_small:
+                    small.append({**plain_small, "store": "without the event_id index"})
+                    print(json.dumps(small[-1]), file=sys.stderr)
+                assert plain_summary["loaded"] == n, plain_summary
+                peer = {"no_index_events_per_s": round(n / plain), "no_index_cpu_s": round(plain_cpu, 1),
+                        "no_index_store_file_mb": plain_summary["store_file_mb"]}
             runs.append({"duckdb_bare_events_per_s": round(n / auto),
                          "duckdb_bare_typed_events_per_s": round(n / typed) if typed else None,
                          "breachwatch_events_per_s": round(n / ours),
                          "ratio_vs_bare": round(auto / ours, 3),
                          "ratio_vs_bare_typed": round(typed / ours, 3) if typed else None,
-                         "duckdb_bare_cpu_s": round(auto_cpu, 1), "breachwatch_cpu_s": round(ours_cpu, 1)})
+                         "duckdb_bare_cpu_s": round(auto_cpu, 1), "breachwatch_cpu_s": round(ours_cpu, 1),
+                         "store_file_mb": summary["store_file_mb"],
+                         "art_index_memory_mb": summary["art_index_memory_mb"], **peer})
             print(json.dumps({"format": fmt, **runs[-1]}), file=sys.stderr)
 
         def med(key: str) -> float | None:

@@ -18,6 +18,7 @@ import argparse
 import hashlib
 import json
 import os
+import resource
 import tempfile
 import time
 from datetime import datetime
@@ -66,6 +67,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--batch", type=int, default=200_000)
+    ap.add_argument("--sql-peer", action="store_true",
+                    help="also time the record hashing the old verify did: sha256() in SQL over the same store")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bw-bench-verify-"))
     db = str(work / "store.duckdb")
@@ -74,10 +77,20 @@ def main() -> None:
     built = time.perf_counter() - t
 
     con = connect(db, read_only=True)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t = time.perf_counter()
     rep = verify(con, db)
     verify_s = time.perf_counter() - t
+    rss_verify = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     assert rep.ok, rep.message
+    sql_s = None
+    if args.sql_peer:
+        # The events' part of verify as it was before 2026-11-27: every record hash with sha256() in SQL.
+        t = time.perf_counter()
+        con.execute(f"""SELECT batch_id, count(*), sha256(string_agg(h, '' ORDER BY h))
+                        FROM (SELECT batch_id, sha256({canonical_record_sql()}) AS h FROM events)
+                        GROUP BY batch_id""").fetchall()
+        sql_s = time.perf_counter() - t
     # The same canonical bytes verify hashes, fetched once (not timed), then one SHA-256 stream.
     reader = con.sql(f"SELECT {canonical_record_sql()} FROM events").to_arrow_reader(1_000_000)
     blobs = [b"".join(s.encode() for s in batch.column(0).to_pylist()) for batch in reader]
@@ -95,6 +108,8 @@ def main() -> None:
         "verify_s": round(verify_s, 2), "verify_events_per_s": round(args.events / verify_s),
         "plain_sha256_s": round(sha_s, 2), "plain_sha256_mb_per_s": round(nbytes / 1e6 / sha_s),
         "verify_over_sha256": round(verify_s / sha_s, 2),
+        "sql_sha256_events_only_s": round(sql_s, 2) if sql_s else None,
+        "peak_rss_mb_before_verify": round(rss_before), "peak_rss_mb_after_verify": round(rss_verify),
     }, indent=2))
     for p in work.iterdir():
         os.unlink(p)

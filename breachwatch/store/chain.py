@@ -1,8 +1,8 @@
 """The tamper-evident batch chain: commit batches atomically, and verify them.
 
 Each committed batch is one link. Its digest covers the batch's stored event
-and quarantine records (recomputed from the columns, by the same SQL at commit
-and at verify time), and its head covers the digest and the previous head. The
+and quarantine records (each event hashed as its canonical text by one helper,
+`sha256_each`, at commit and at verify time), and its head covers the digest and the previous head. The
 head is also appended to the anchor file outside the store. Verify names the
 first link that was altered, deleted, reordered or truncated, and catches a
 full rewrite with a recomputed chain because the anchor disagrees.
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -22,9 +23,9 @@ import pyarrow as pa
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile, default_anchor_path
 from breachwatch.store.db import StoreError
+from breachwatch.store.encryption import store_cursor
 
 GENESIS = "0" * 64
-_EVENT_HASH = f"sha256({canonical_record_sql()})"
 _E_EVENT_HASH = f"sha256({canonical_record_sql('e')})"
 _QUARANTINE_HASH = ("sha256(to_json({'quarantine_id': quarantine_id, 'source': source, 'position': position, "
                     "'reason': reason, 'detail': detail, 'raw': raw, 'event_id': event_id})::VARCHAR)")
@@ -80,8 +81,8 @@ class ChainWriter:
         self.anchor = AnchorFile(anchor_path or default_anchor_path(db_path))
         row = con.execute("SELECT seq, batch_id, head FROM batches ORDER BY seq DESC LIMIT 1").fetchone()
         self.seq, self.batch_id, self.head = (row if row else (0, 0, GENESIS))
-        self.batch_id = max(self.batch_id, con.execute(
-            "SELECT coalesce(max(batch_id), 0) FROM events").fetchone()[0])
+        self.batch_id, self.stored_events = con.execute(
+            f"SELECT greatest(coalesce(max(batch_id), 0), {int(self.batch_id)}), count(*) FROM events").fetchone()
         self._reconcile_anchor()
 
     def _reconcile_anchor(self) -> None:
@@ -123,13 +124,8 @@ class ChainWriter:
             con.register("_hashes", hashes)
             # Each staged row with its record hash, joined by position (both are in the staged order).
             hashed = f"(SELECT s.*, h._rh FROM {staged} s POSITIONAL JOIN _hashes h)"
-            con.execute(f"""
-                CREATE OR REPLACE TEMP TABLE _existing AS
-                SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id
-                FROM events e SEMI JOIN {staged} s ON e.event_id = s.event_id""")
-            # Repeats inside one batch are rare; only they need the (sorting) window function.
-            repeats = con.execute(f"SELECT count(*) FROM (SELECT event_id FROM {staged} GROUP BY 1 "
-                                  "HAVING count(*) > 1)").fetchall()[0][0]
+            limit = probe_limit(self.stored_events)
+            repeats = _find_stored(con, staged, hashes.num_rows, probe_rows=limit, probe_found=limit)
             in_batch = (f"SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM {hashed} "
                         "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
                         "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
@@ -174,11 +170,11 @@ class ChainWriter:
             entry = None
             if res.loaded or res.quarantined:
                 # The staged hashes are the stored rows' hashes (SHA-256 of the same canonical text of
-                # the same values); verify recomputes them from the stored columns with sha256() in SQL.
+                # the same values); verify recomputes them from the stored columns with the same helper.
                 # When every staged row is new (the common case) their hashes are already at hand.
                 new_hashes = (hashes.column("_rh").to_pylist() if res.loaded == hashes.num_rows
                               else f"SELECT _rh AS h FROM {classified} WHERE _status = 'new'")
-                digest = batch_digest(con, batch_id, new_hashes)
+                digest = batch_digest(con, batch_id, new_hashes, has_quarantine=res.quarantined > 0)
                 seq = self.seq + 1
                 head = link_head(self.head, seq, batch_id, "ingest", res.loaded, res.quarantined, digest)
                 now = datetime.now(timezone.utc).replace(tzinfo=None)
@@ -194,11 +190,60 @@ class ChainWriter:
             con.unregister("_hashes")
         if entry is not None:
             self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
+            self.stored_events += res.loaded  # only steers the dedup lookup: it need not be exact
             res.seq = entry.seq
             # Commit first, anchor second: a crash in between leaves the anchor one link
             # behind, which the next writer repairs (`_reconcile_anchor`) and marks late.
             self.anchor.append([entry])
         return res
+
+
+# The dedup lookup of a batch's event_ids, by whichever way is cheaper. Probing the index on
+# events.event_id (migration 0007) with a parameter list, which DuckDB turns into index probes, costs
+# about the same per id whatever the store's size; a hash join against every stored id costs a fixed
+# part plus a part per stored event, whatever the batch's size. So a batch probes when it has fewer
+# ids than PROBE_BASE_IDS plus one per STORED_EVENTS_PER_PROBE stored events (both from the crossover
+# measured by `bench/ingest.py --dedup-crossover`, docs/BENCHMARKS.md), and never more than
+# PROBE_MAX_IDS, the largest list measured (each id is one bound parameter of the statement).
+PROBE_BASE_IDS = 100
+STORED_EVENTS_PER_PROBE = 3500
+PROBE_MAX_IDS = 20_000
+
+
+def probe_limit(stored_events: int) -> int:
+    """The largest batch whose event_ids are looked up by index probes in a store of this many events."""
+    return min(PROBE_MAX_IDS, PROBE_BASE_IDS + stored_events // STORED_EVENTS_PER_PROBE)
+
+
+def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, rows: int, *, probe_rows: int,
+                 probe_found: int) -> bool:
+    """Create `_existing` (event_id, _rh, batch_id): the stored events sharing an event_id with `staged`.
+
+    A batch of at most `probe_rows` ids probes the index with them; a larger one first finds which of
+    its ids are stored by a join that reads only the id column (usually none are). The record hash of
+    a stored event needs all its columns, so those are read only for the ids found: by index probes
+    when at most `probe_found`, else by a join over every column. Returns whether an event_id repeats
+    inside `staged` (rare; only then does the commit need the sorting window function).
+    """
+    if 0 < rows <= probe_rows:
+        counts = con.execute(f"SELECT event_id, count(*) FROM {staged} GROUP BY 1").fetchall()
+        ids, repeats = [i for i, _ in counts], any(n > 1 for _, n in counts)
+        probe = True
+    else:
+        repeats = con.execute(f"SELECT count(*) FROM (SELECT event_id FROM {staged} GROUP BY 1 "
+                              "HAVING count(*) > 1)").fetchall()[0][0] > 0
+        # Which staged ids are stored at all, reading only the id column: usually none of them.
+        ids = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
+                                         "ON e.event_id = s.event_id").fetchall()]
+        probe = len(ids) <= probe_found
+    if probe:
+        match = f"WHERE e.event_id IN ({', '.join('?' * len(ids))})" if ids else "WHERE false"
+    else:
+        match, ids = f"SEMI JOIN {staged} s ON e.event_id = s.event_id", []
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _existing AS
+        SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id FROM events e {match}""", ids)
+    return repeats
 
 
 def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult) -> None:
@@ -218,9 +263,9 @@ def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult
 def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """SHA-256 (hex) of each string, read straight from the Arrow buffers.
 
-    hashlib is several times faster per record than DuckDB's sha256(), and the
-    digest of the same bytes is the same whichever computes it, so verify's SQL
-    recomputation still matches exactly.
+    hashlib is several times faster per record than DuckDB's sha256(). Ingest and
+    verify both hash through this one function; the dedup lookup compares with
+    sha256() in SQL, which gives the same digest of the same bytes.
     """
     out: list[str] = []
     sha = hashlib.sha256
@@ -242,23 +287,96 @@ def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
     return pa.table({"_rh": sha256_each(texts)})
 
 
-def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None) -> str:
+def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,
+                 *, has_quarantine: bool = True) -> str:
     """Digest of one batch's stored events and quarantine rows.
 
-    `event_hashes` may give the events' hashes already computed: a query (column h) or the list itself.
+    `event_hashes` may give the events' hashes already computed: a query (column h) or the list itself;
+    without it they are recomputed from the stored columns exactly as verify does. `has_quarantine=False`
+    (the committer knows the batch quarantined nothing) spares the query for its quarantine rows.
     """
-    listed = isinstance(event_hashes, list)
-    hashes = (event_hashes if isinstance(event_hashes, str) else
-              f"SELECT {_EVENT_HASH} AS h FROM events WHERE batch_id = {int(batch_id)}")
-    events_agg = "NULL" if listed else f"(SELECT string_agg(h, '' ORDER BY h) FROM ({hashes}))"
-    ev, q = con.execute(f"""
-        SELECT {events_agg},
-               (SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine
-                                                       WHERE batch_id = ?))""", [batch_id]).fetchall()[0]
-    if listed:
-        ev = "".join(sorted(event_hashes))  # type: ignore[arg-type]  # the same order as ORDER BY h (ASCII hex)
-    return combine_digests(hashlib.sha256((ev or "").encode()).hexdigest(),
-                           hashlib.sha256((q or "").encode()).hexdigest())
+    if event_hashes is None:
+        ev_digest = event_digests(con, [batch_id]).get(batch_id, (0, _EMPTY))[1]
+    elif isinstance(event_hashes, list):
+        # The same order as string_agg(... ORDER BY h): byte order of ASCII hex.
+        ev_digest = hashlib.sha256("".join(sorted(event_hashes)).encode()).hexdigest()
+    else:
+        ev = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM ({event_hashes})").fetchall()[0][0]
+        ev_digest = hashlib.sha256((ev or "").encode()).hexdigest()
+    q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
+                    "WHERE batch_id = ?)", [batch_id]).fetchall()[0][0] if has_quarantine else None
+    return combine_digests(ev_digest, hashlib.sha256((q or "").encode()).hexdigest())
+
+
+# verify reads the events in windows of whole batches of about this many records, so its memory is
+# bounded by the window (or by one batch, if a batch is larger), not by the store.
+VERIFY_WINDOW_ROWS = 250_000
+
+
+def event_digests(con: duckdb.DuckDBPyConnection, batch_ids: list[int] | None = None,
+                  window_rows: int = VERIFY_WINDOW_ROWS) -> dict[int, tuple[int, str]]:
+    """Per stored batch (all, or those in `batch_ids`): its number of events and its events' digest.
+
+    The digest is SHA-256 over the batch's record hashes, sorted and concatenated, so it does not
+    depend on row order on disk. Record hashes come from `sha256_each`, the helper ingest hashes with.
+    Over several windows, DuckDB renders the next window's text on its own cursor (committed data)
+    while this thread hashes the current one: hashlib holds the GIL for records this short, so the
+    overlap is what puts both cores to work.
+    """
+    if batch_ids is not None and not batch_ids:
+        return {}
+    only = f"batch_id IN ({', '.join(str(int(b)) for b in batch_ids)})" if batch_ids else "true"
+    counts = con.execute(f"SELECT batch_id, count(*) FROM events WHERE {only} GROUP BY 1 ORDER BY 1").fetchall()
+    windows: list[tuple[int, int]] = []  # consecutive batch ids adding up to about `window_rows` events
+    start = 0
+    while start < len(counts):
+        end, rows = start + 1, counts[start][1]
+        while end < len(counts) and rows + counts[end][1] <= window_rows:
+            rows += counts[end][1]
+            end += 1
+        windows.append((counts[start][0], counts[end - 1][0]))
+        start = end
+
+    def texts(c: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
+        # Events are stored in commit order, so min/max pruning on batch_id reads just this window.
+        return c.sql(f"SELECT batch_id, {canonical_record_sql()} AS t FROM events "
+                     f"WHERE batch_id BETWEEN {int(lo)} AND {int(hi)} AND {only}").to_arrow_table()
+
+    def on_cursor(lo: int, hi: int) -> pa.Table:
+        cur = store_cursor(con)
+        try:
+            return texts(cur, lo, hi)
+        finally:
+            cur.close()
+
+    out: dict[int, tuple[int, str]] = {}
+    if not windows:
+        return out
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        window = texts(con, *windows[0])
+        for i in range(len(windows)):
+            if i + 1 < len(windows):
+                pending = pool.submit(on_cursor, *windows[i + 1])
+            _digest_window(window, out)
+            del window
+            if pending is not None:
+                window, pending = pending.result(), None
+    return out
+
+
+def _digest_window(window: pa.Table, out: dict[int, tuple[int, str]]) -> None:
+    """Hash a window's (batch_id, text) rows and add each batch's (count, digest) to `out`."""
+    hashed = pa.table({"b": window.column(0), "h": sha256_each(window.column(1))})
+    ordered = hashed.sort_by([("b", "ascending"), ("h", "ascending")])
+    b = ordered.column("b").to_numpy()
+    h = ordered.column("h").combine_chunks().cast(pa.large_string())
+    offsets = np.frombuffer(h.buffers()[1], dtype=np.int64)[h.offset:h.offset + len(h) + 1]
+    data = memoryview(h.buffers()[2] or b"")
+    # Each batch's sorted hashes lie next to each other in the data buffer: hash that span.
+    cuts = np.flatnonzero(np.diff(b)) + 1
+    for first, last in zip([0, *cuts.tolist()], [*cuts.tolist(), len(b)]):
+        out[int(b[first])] = (last - first, hashlib.sha256(data[offsets[first]:offsets[last]]).hexdigest())
 
 
 @dataclass
@@ -276,10 +394,8 @@ class VerifyReport:
 
 
 def _digests_by_batch(con: duckdb.DuckDBPyConnection) -> dict[int, tuple[int, int, str]]:
-    """Recompute every batch's digest in two grouped scans (parallel inside DuckDB)."""
-    ev = {b: (n, d) for b, n, d in con.execute(f"""
-        SELECT batch_id, count(*), sha256(string_agg(h, '' ORDER BY h))
-        FROM (SELECT batch_id, {_EVENT_HASH} AS h FROM events) GROUP BY batch_id""").fetchall()}
+    """Recompute every batch's digest: events streamed window by window, quarantine in one grouped scan."""
+    ev = event_digests(con)
     q = {b: (n, d) for b, n, d in con.execute(f"""
         SELECT batch_id, count(*), sha256(string_agg(h, '' ORDER BY h))
         FROM (SELECT batch_id, {_QUARANTINE_HASH} AS h FROM quarantine) GROUP BY batch_id""").fetchall()}
