@@ -1,11 +1,22 @@
 """Alerts into incidents, and each incident's running blast radius.
 
-Alerts that share an entity and overlap in time are one incident: a forged
-token campaign, the IPs it came from and the fingerprint of its tool surface
-as several alerts but are one attack. An alert joins an open incident when
-their lead entities match (same kind of traffic), or they share at least two
-tokens or IPs seen in one actor's events, and their times are within
-`merge_gap` of each other.
+One attack is one incident, however many alerts it raises: a forged-token
+campaign alerts on its key, its client fingerprint, its user agents, the IPs,
+networks and countries it comes from, each at its own moment. An alert joins
+an open incident when
+  - it is about one of the incident's lead entities in the same kind of traffic,
+    within `merge_gap` of the incident; an alert about one actor's identity (a
+    principal, a key's forged tokens) joins the open incident led by that identity
+    however long it was quiet: the incident's own actor seen again;
+  - it counted the same events (the same requests are the same activity): any
+    shared event for an alert about one actor, most of its events for a crowd
+    (a country, a network), whose crossing that actor then caused;
+  - or they share at least two tokens or IPs seen in one actor's events, within
+    `merge_gap`.
+When an alert about one actor matches several open incidents they are one
+attack seen in pieces, and are folded into the oldest. A crowd alert joins at
+most one incident and never folds incidents together: a country or a popular
+network is shared by unrelated people.
 
 Every segment folds the events newly linked to incidents into their people,
 fields and entities (the running blast radius) and counts; severity rises
@@ -33,6 +44,9 @@ ENTITY_COLUMNS = {"principal": "principal_id", "token": "token_id", "key": "key_
 # (a key, a network, a country, a client), or, for principals, possibly an impersonated victim
 # rather than the actor (a forged token names its victim as principal).
 BROAD = ("key", "asn", "country", "user_agent", "fingerprint", "prefix", "principal")
+# Entities that name who acts (an account, a signing key and the tokens it made), rather than where
+# from or with what client: the same one alerting again, however much later, is the incident's actor back.
+IDENTITY = ("principal", "key", "token")
 CONTRACT = {"principal": "principals", "token": "tokens", "key": "keys", "ip": "ips", "asn": "asns",
             "country": "countries", "fingerprint": "fingerprints", "user_agent": "user_agents"}
 _SINGULAR = {v: k for k, v in CONTRACT.items()}
@@ -44,6 +58,7 @@ class MergeOutcome:
     updated: list[str] = field(default_factory=list)
     escalated: list[str] = field(default_factory=list)
     realerted: list[str] = field(default_factory=list)   # incidents whose alerts changed: recompute their header
+    merged: dict[str, str] = field(default_factory=dict)  # incident folded into another -> the one it is now part of
 
 
 def _next_id(con: duckdb.DuckDBPyConnection) -> tuple[str, int]:
@@ -61,6 +76,13 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
     if not raised:
         return
     gap = int(cfg.engine["merge_gap"])
+    # Events an alert gathered before it had an incident (e.g. while held) count for it too (blast
+    # radius, and event overlap below); one scan of the stored links for all of them.
+    earlier = [a for a in raised if fresh is None or a not in fresh]
+    if earlier:
+        con.execute(f"""INSERT INTO _run_links SELECT alert_id, event_id, time, TRUE FROM alert_events e
+            WHERE alert_id IN ({", ".join("?" for _ in earlier)}) AND NOT EXISTS (
+                SELECT 1 FROM _run_links r WHERE r.alert_id = e.alert_id AND r.event_id = e.event_id)""", earlier)
     cols = "alert_id, detector, etype, ptype, entity, first_seen, last_seen, detected_at, entities, links"
     rows = {r[0]: r[1:] for r in con.execute(f"SELECT {cols} FROM alerts WHERE alert_id IN "
                                              f"({', '.join('?' for _ in raised)})", raised).fetchall()}
@@ -68,9 +90,12 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
     for alert_id in raised:
         detector, etype, ptype, entity, first, last, detected, ents, linking = rows[alert_id]
         # Any alert may join an incident through one actor's principals, tokens and IPs; only a
-        # focused alert's own entities become linkable for later alerts (see _absorb: linkable).
+        # focused alert's own entities become linkable for later alerts (see absorb_run: linkable).
         plans.append((alert_id, detector, etype, ptype, entity, first, last, detected, linking,
                       _links(etype, entity, orjson.loads(ents) if ents else {})))
+    # Alerts about one actor first: a crowd alert of the same moment then finds the actor's incident
+    # instead of opening one that the actor's alerts would join.
+    plans.sort(key=lambda p: not p[8])
     # An alert can only match incident entities named by its links: read those rows once, for all the
     # alerts, instead of scanning every incident's entities per alert; rows added below go to both.
     wanted = sorted({pair for p in plans for pair in p[-1]})
@@ -80,8 +105,10 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
                     "SEMI JOIN _links_in l ON l.etype = e.etype AND l.value = e.value")
     for alert_id, detector, etype, ptype, entity, first, last, detected, linking, links in plans:
         # A crowd's window reaches back over unrelated activity: overlap counts from its crossing.
-        inc = _find(con, links, ptype, first if linking else detected, last, gap)
-        if inc is None:
+        found = _find(con, links, ptype, first if linking else detected, last, gap, bool(linking))
+        found += [i for i in _sharing_events(con, alert_id, bool(linking)) if i not in found]
+        found.sort(key=_seq)
+        if not found:
             inc, seq = _next_id(con)
             now = now_utc()
             con.execute("INSERT INTO incidents VALUES (?, ?, 'low', 'open', ?, ?, ?, NULL, [], 0, 0, ?, ?)",
@@ -89,8 +116,13 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
             con.execute("INSERT INTO incident_log VALUES (?, ?, 'opened', 'breachwatch', ?)",
                         [inc, now, f"opened by {detector} alert {alert_id}"])
             out.opened.append(inc)
-        elif inc not in out.opened and inc not in out.updated:
-            out.updated.append(inc)
+        else:
+            inc = found[0]
+            if linking:
+                for other in found[1:]:
+                    _fold(con, other, inc, f"{detector} alert {alert_id}", out)
+            if inc not in out.opened and inc not in out.updated:
+                out.updated.append(inc)
         if inc not in out.realerted:
             out.realerted.append(inc)
         con.execute("UPDATE alerts SET incident_id = ? WHERE alert_id = ?", [inc, alert_id])
@@ -99,13 +131,91 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
                 "AND ptype IS NOT DISTINCT FROM ?", [inc, etype, entity, ptype]).fetchall()[0][0]:
             for table in ("incident_entities", "_ie_cand"):
                 con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, TRUE, ?, TRUE)", [inc, etype, entity, ptype])
-    # Events an alert gathered before it had an incident (e.g. while held) count for it too; one scan
-    # of the stored links for all of them.
-    earlier = [a for a in raised if fresh is None or a not in fresh]
-    if earlier:
-        con.execute(f"""INSERT INTO _run_links SELECT alert_id, event_id, time, TRUE FROM alert_events e
-            WHERE alert_id IN ({", ".join("?" for _ in earlier)}) AND NOT EXISTS (
-                SELECT 1 FROM _run_links r WHERE r.alert_id = e.alert_id AND r.event_id = e.event_id)""", earlier)
+        # The alert's own tokens and IPs count for the alerts after it in this run already (absorb_run
+        # records them in the store at the end of the segment).
+        seen = links[1:]
+        if seen:
+            con.execute(f"INSERT INTO _ie_cand VALUES {', '.join('(?, ?, ?, FALSE, NULL, ?)' for _ in seen)}",
+                        [x for t, v in seen for x in (inc, t, v, bool(linking))])
+
+
+def _seq(incident_id: str) -> int:
+    return int(incident_id.rsplit("-", 1)[1])
+
+
+def _sharing_events(con: duckdb.DuckDBPyConnection, alert_id: str, focused: bool) -> list[str]:
+    """Open incidents holding events this alert counted, most shared first.
+
+    For an alert about one actor, any request it shares with an incident's one-actor alerts; for a
+    crowd's alert, incidents holding at least half of its events (that actor made the crowd cross).
+    """
+    rows = con.execute("""
+        WITH mine AS (SELECT DISTINCT event_id, time FROM _run_links WHERE alert_id = $1),
+        span AS (SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM mine),
+        other AS (
+            SELECT r.alert_id, r.event_id FROM _run_links r SEMI JOIN mine m ON m.event_id = r.event_id
+            WHERE r.alert_id <> $1
+            UNION
+            SELECT e.alert_id, e.event_id FROM alert_events e, span
+            SEMI JOIN mine m ON m.event_id = e.event_id
+            WHERE e.time BETWEEN span.lo AND span.hi AND e.alert_id <> $1)
+        SELECT a.incident_id, count(DISTINCT o.event_id) AS shared, any_value(span.n) AS n
+        FROM other o JOIN alerts a ON a.alert_id = o.alert_id, span
+        WHERE a.incident_id IS NOT NULL AND (a.links OR NOT $2)
+          AND a.incident_id IN (SELECT incident_id FROM incidents WHERE status IN ('open', 'acknowledged'))
+        GROUP BY a.incident_id ORDER BY shared DESC""", [alert_id, focused]).fetchall()
+    if focused:
+        return [r[0] for r in rows]
+    return [r[0] for r in rows if r[1] * 2 >= r[2]][:1]
+
+
+def _fold(con: duckdb.DuckDBPyConnection, src: str, dst: str, why: str, out: MergeOutcome) -> None:
+    """Fold incident `src` into `dst`: its alerts, people, fields, entities and history; `src` is gone."""
+    con.execute("UPDATE alerts SET incident_id = ? WHERE incident_id = ?", [dst, src])
+    con.execute("""UPDATE incident_subjects SET first_time = least(incident_subjects.first_time, s.first_time)
+        FROM incident_subjects s WHERE incident_subjects.incident_id = ? AND s.incident_id = ?
+          AND s.subject_id = incident_subjects.subject_id""", [dst, src])
+    con.execute("""INSERT INTO incident_subjects SELECT ?, subject_id, first_time FROM incident_subjects s
+        WHERE incident_id = ? AND NOT EXISTS (SELECT 1 FROM incident_subjects d WHERE d.incident_id = ?
+                                              AND d.subject_id = s.subject_id)""", [dst, src, dst])
+    con.execute("""INSERT INTO incident_fields SELECT ?, field FROM incident_fields s
+        WHERE incident_id = ? AND NOT EXISTS (SELECT 1 FROM incident_fields d WHERE d.incident_id = ?
+                                              AND d.field = s.field)""", [dst, src, dst])
+    con.execute("""UPDATE incident_entities SET linkable = TRUE FROM incident_entities s
+        WHERE incident_entities.incident_id = ? AND s.incident_id = ? AND s.linkable
+          AND s.etype = incident_entities.etype AND s.value = incident_entities.value
+          AND s.lead = incident_entities.lead AND s.ptype IS NOT DISTINCT FROM incident_entities.ptype""", [dst, src])
+    con.execute("""INSERT INTO incident_entities SELECT ?, etype, value, lead, ptype, linkable FROM incident_entities s
+        WHERE incident_id = ? AND NOT EXISTS (SELECT 1 FROM incident_entities d WHERE d.incident_id = ?
+              AND d.etype = s.etype AND d.value = s.value AND d.lead = s.lead
+              AND d.ptype IS NOT DISTINCT FROM s.ptype)""", [dst, src, dst])
+    for table in ("incident_subjects", "incident_fields", "incident_entities"):
+        con.execute(f"DELETE FROM {table} WHERE incident_id = ?", [src])
+    con.execute("UPDATE _ie_cand SET incident_id = ? WHERE incident_id = ?", [dst, src])
+    (s_sev,) = con.execute("SELECT severity FROM incidents WHERE incident_id = ?", [src]).fetchall()[0]
+    con.execute("""UPDATE incidents SET first_seen = least(incidents.first_seen, s.first_seen),
+            last_seen = greatest(incidents.last_seen, s.last_seen),
+            detected_at = least(incidents.detected_at, s.detected_at), aware_at = least(incidents.aware_at, s.aware_at),
+            events = incidents.events + s.events, updated_at = ?,
+            subjects = (SELECT count(*) FROM incident_subjects WHERE incident_id = ?)
+        FROM incidents s WHERE incidents.incident_id = ? AND s.incident_id = ?""", [now_utc(), dst, dst, src])
+    d_sev = con.execute("SELECT severity FROM incidents WHERE incident_id = ?", [dst]).fetchall()[0][0]
+    if _rank(s_sev) > _rank(d_sev):
+        con.execute("UPDATE incidents SET severity = ? WHERE incident_id = ?", [s_sev, dst])
+    # Its history moves along, so the merged incident still says who did what to each part and when.
+    con.execute("UPDATE incident_log SET incident_id = ? WHERE incident_id = ?", [dst, src])
+    con.execute("INSERT INTO incident_log VALUES (?, ?, 'merged', 'breachwatch', ?)",
+                [dst, now_utc(), f"{src} merged in: {why} is about the same actor"])
+    con.execute("DELETE FROM incidents WHERE incident_id = ?", [src])
+    was_new = src in out.opened
+    for lst in (out.opened, out.updated, out.escalated, out.realerted):
+        while src in lst:
+            lst.remove(src)
+    if was_new and dst not in out.opened and dst not in out.updated:
+        out.updated.append(dst)
+    if dst not in out.realerted:
+        out.realerted.append(dst)
+    out.merged[src] = dst
 
 
 def _links(etype: str | None, entity: str | None, ents: dict[str, list[str]]) -> list[tuple[str, str]]:
@@ -118,30 +228,36 @@ def _links(etype: str | None, entity: str | None, ents: dict[str, list[str]]) ->
 
 
 def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: str | None, first, last,
-          gap: int) -> str | None:
-    """The oldest open incident these links match (within `_ie_cand`, the entity rows they can match)."""
+          gap: int, focused: bool) -> list[str]:
+    """The open incidents these links match, oldest first (within `_ie_cand`, the rows they can match)."""
     if not links:
-        return None
+        return []
     values = ", ".join("(?, ?, ?)" for _ in links)
     # The first pair is the alert's own lead entity; the rest come from its (one actor's) events.
     params = [x for i, pair in enumerate(links) for x in (*pair, i == 0)]
     # A broad entity (a key, a country) links only lead to lead, for the same kind of traffic. Other
     # entities (IPs, tokens) link to those seen in the events of one actor, never to a crowd's, and
-    # it takes two of them: one shared address can be a coincidence of proxy pools.
+    # it takes two of them: one shared address can be a coincidence of proxy pools. Within merge_gap
+    # only, except a one-actor alert about the same identity (IDENTITY) in the same kind of traffic:
+    # that is the incident's own actor back, however long it paused (a test phase, then the campaign).
     rows = con.execute(f"""
         SELECT i.incident_id FROM incidents i
         JOIN _ie_cand e ON e.incident_id = i.incident_id
         JOIN (VALUES {values}) l(etype, value, is_lead) ON l.etype = e.etype AND l.value = e.value
+        CROSS JOIN (SELECT ?::TIMESTAMP AS lo, ?::TIMESTAMP AS hi, ?::VARCHAR AS ptype, ?::BOOLEAN AS focused) a
         WHERE i.status IN ('open', 'acknowledged')
-          AND i.first_seen <= ?::TIMESTAMP + INTERVAL {gap} SECOND
-          AND i.last_seen >= ?::TIMESTAMP - INTERVAL {gap} SECOND
           AND CASE WHEN e.etype IN ({", ".join(f"'{b}'" for b in BROAD)})
-                   THEN e.lead AND l.is_lead AND e.ptype IS NOT DISTINCT FROM ?
+                   THEN e.lead AND l.is_lead AND e.ptype IS NOT DISTINCT FROM a.ptype
                    ELSE e.linkable END
         GROUP BY i.incident_id, i.seq
-        HAVING bool_or(e.lead AND l.is_lead) OR count(DISTINCT (e.etype, e.value)) >= 2
-        ORDER BY i.seq LIMIT 1""", [*params, last, first, ptype]).fetchall()
-    return rows[0][0] if rows else None
+        HAVING bool_or(e.lead AND l.is_lead AND (
+                   (i.first_seen <= a.hi + INTERVAL {gap} SECOND AND i.last_seen >= a.lo - INTERVAL {gap} SECOND)
+                   OR (a.focused AND e.etype IN ({", ".join(f"'{t}'" for t in IDENTITY)})
+                       AND e.ptype IS NOT DISTINCT FROM a.ptype)))
+            OR (any_value(i.first_seen <= a.hi + INTERVAL {gap} SECOND AND i.last_seen >= a.lo - INTERVAL {gap} SECOND)
+                AND count(DISTINCT (e.etype, e.value)) >= 2)
+        ORDER BY i.seq""", [*params, first, last, ptype, focused]).fetchall()
+    return [r[0] for r in rows]
 
 
 def absorb_run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, out: MergeOutcome) -> None:

@@ -31,6 +31,7 @@ CLIENTS = (("SelfCare/4.2.0 (iOS 17.4)", "ja4_ios_selfcare_42"), ("SelfCare/4.2.
 NEW_CLIENTS = (("SelfCare/5.0.0 (iOS 17.5)", "ja4_ios_selfcare_50"), ("SelfCare/5.0.0 (Android 14)", "ja4_and_selfcare_50"),
                ("Mozilla/5.0 (Macintosh) Safari/17.3", "ja4_safari_17"))
 TOOL = ("Go-http-client/1.1", "ja4_go_stdlib_121")
+SCRIPT = ("python-requests/2.31.0", "ja4_py_requests_231")
 
 CATALOG = """
 version: 1
@@ -181,7 +182,7 @@ class World:
                      fields=["name", "phone", "address"], status=200, bytes_out=900)
         return t0
 
-    def bola(self, day: int, hour: float, *, reads: int = 200, label: str = "bola") -> datetime:
+    def bola(self, day: int, hour: float, *, reads: int = 200, label: str = "bola", client=TOOL) -> datetime:
         """One customer's valid token reading other customers' contact details, ids picked from a leaked list."""
         t0 = START + timedelta(days=day, hours=hour)
         me = 11
@@ -193,8 +194,8 @@ class World:
             self._ev(t0 + timedelta(seconds=60 + 3 * k), "access", label, principal_id=acct, principal_type="customer",
                      token_id=token, key_id="kid-2024a", token_issued_at=t0, token_expires_at=t0 + timedelta(hours=1),
                      src_ip=f"{HOME_NETS[self.home[me]]}.{self.host[me, 0]}.{self.host[me, 1]}",
-                     src_asn=HOME_ASNS[self.home[me]], src_country="AU", user_agent=TOOL[0],
-                     client_fingerprint=TOOL[1], endpoint=f"GET /v3/accounts/{other}/contact", subject_ids=[other],
+                     src_asn=HOME_ASNS[self.home[me]], src_country="AU", user_agent=client[0],
+                     client_fingerprint=client[1], endpoint=f"GET /v3/accounts/{other}/contact", subject_ids=[other],
                      fields=["name", "phone", "address"], status=200, bytes_out=900)
         return t0
 
