@@ -23,8 +23,10 @@ from typing import Any
 import duckdb
 
 from breachwatch.contract.catalog import Catalog, load_catalog
-from breachwatch.scope.exposures import SUCCESS_SQL, build_exposures
-from breachwatch.scope.seed import register_seed
+from breachwatch.scope.duck import time_between
+from breachwatch.scope.exposures import SUCCESS_SQL, build_exposures, exposure_rules_digest
+from breachwatch.scope.seed import register_seed, seed_where
+from breachwatch.scope.shared import ensure_shared, store_stamp
 
 MAX_ROUNDS = 6
 
@@ -76,6 +78,8 @@ def compact(n: int) -> str:
 SCOPE_EV_COLS = ("event_id", "time", "kind", "principal_id", "principal_type", "session_id", "token_id", "key_id",
                  "src_ip", "src_asn", "src_country", "client_fingerprint", "reason_ref", "status", "subject_ids")
 _COLS = ", ".join(f"e.{c}" for c in SCOPE_EV_COLS)
+# The exposures of the events in `_scope_ev` (only while counting: a replay does not fill it).
+SCOPE_EXP = "_scope_ev_exp"
 
 
 class ScopeState:
@@ -87,9 +91,16 @@ class ScopeState:
         con.execute(f"CREATE OR REPLACE TEMP TABLE _scope_ev AS SELECT {_COLS}, ''::VARCHAR AS origin "
                     "FROM events e LIMIT 0")
         con.execute("CREATE OR REPLACE TEMP TABLE _scope_pairs (subject_id VARCHAR, field VARCHAR)")
-        # Tokens a login issued: the line between a legitimate token and a forged one.
-        con.execute("CREATE OR REPLACE TEMP TABLE _scope_issued AS SELECT DISTINCT token_id FROM events "
-                    "WHERE kind = 'token_issued' AND token_id IS NOT NULL")
+        # The exposures of the events in scope, kept as they are counted so the manifest need not
+        # read the same events again (`build_exposures`' two tables, with their origin).
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_EXP} (event_id VARCHAR, time TIMESTAMP, "
+                    "subject_id VARCHAR, field VARCHAR, origin VARCHAR)")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {SCOPE_EXP}_subjects (event_id VARCHAR, time TIMESTAMP, "
+                    "endpoint VARCHAR, subject_id VARCHAR, recipient BOOLEAN, origin VARCHAR)")
+        # `_scope_ev` starts empty, so no proposal describes it any more.
+        con.execute("DROP TABLE IF EXISTS _scope_proposal")
+        # Tokens a login issued (`_scope_issued`): the line between a legitimate token and a forged one.
+        ensure_shared(con, "_scope_issued")
 
     def add(self, origin: str, where: str, *, count: bool = True) -> tuple[int, int, int, int, Any, Any]:
         """Add the events matching `where` (over `events e`) that are not yet in scope; return
@@ -97,8 +108,16 @@ class ScopeState:
         (replaying decided steps) only the events are added."""
         con = self.con
         cols = "e.*" if count else _COLS
+        # Two passes: the condition reads only its own columns of the whole history; the full rows
+        # are then read only within the time span of what it found (the store is appended in time
+        # order, so the scan skips the row groups outside it), and not at all when it found nothing.
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE _scope_hits AS
+            SELECT e.event_id, e.time FROM events e
+            WHERE ({where}) AND e.event_id NOT IN (SELECT event_id FROM _scope_ev)""")
+        lo, hi = con.execute("SELECT min(time), max(time) FROM _scope_hits").fetchone()
+        span = time_between(lo, hi) if lo is not None else "FALSE"
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _scope_new AS
-            SELECT {cols} FROM events e WHERE ({where}) AND e.event_id NOT IN (SELECT event_id FROM _scope_ev)""")
+            SELECT {cols} FROM events e WHERE {span} AND e.event_id IN (SELECT event_id FROM _scope_hits)""")
         if count:
             n, since, until, ips = con.execute(f"""
                 SELECT count(*) FILTER (WHERE kind = 'access' AND {SUCCESS_SQL}),
@@ -110,6 +129,10 @@ class ScopeState:
         if not count or not n:
             return 0, 0, 0, 0, None, None
         build_exposures(con, "_scope_new", self.catalog, "_scope_new_exp")
+        con.execute(f"INSERT INTO {SCOPE_EXP} SELECT event_id, time, subject_id, field, ? FROM _scope_new_exp",
+                    [origin])
+        con.execute(f"INSERT INTO {SCOPE_EXP}_subjects SELECT event_id, time, endpoint, subject_id, recipient, ? "
+                    "FROM _scope_new_exp_subjects", [origin])
         subj, pairs = con.execute("""
             WITH p AS (SELECT DISTINCT subject_id, field FROM _scope_new_exp)
             SELECT count(DISTINCT p.subject_id) FILTER (WHERE p.subject_id NOT IN (SELECT subject_id FROM _scope_pairs)),
@@ -143,8 +166,10 @@ def propose_expansions(con: duckdb.DuckDBPyConnection, incident: dict[str, Any],
     from breachwatch.scope.steps import GENERATORS
     catalog = catalog or load_catalog(None)
     register_seed(con, incident, event_ids)
+    ensure_shared(con, "_scope_issued", "_scope_issued_by_key", "_scope_offboarded", "_scope_created",
+                  "_scope_first_access")
     state = ScopeState(con, catalog)
-    state.add("seed", "e.event_id IN (SELECT event_id FROM _scope_seed)")
+    state.add("seed", seed_where(con))
     steps: list[Step] = []
     seen: set[str] = set()
     for rnd in range(1, max_rounds + 1):
@@ -169,7 +194,48 @@ def propose_expansions(con: duckdb.DuckDBPyConnection, incident: dict[str, Any],
                 grew = True
         if not grew:
             break
+    _record_proposal(con, catalog, [c.id for c in steps])
     return steps
+
+
+def _seed_signature(con: duckdb.DuckDBPyConnection) -> str:
+    n, h = con.execute("SELECT count(*), bit_xor(hash(event_id)) FROM _scope_seed").fetchone()
+    return f"{n}:{h}"
+
+
+def _record_proposal(con: duckdb.DuckDBPyConnection, catalog: Catalog, step_ids: list[str]) -> None:
+    """Note what `_scope_ev` and SCOPE_EXP now hold: this seed plus these steps, in order, found in
+    this store state and exposed under this catalog."""
+    con.execute("CREATE OR REPLACE TEMP TABLE _scope_proposal (seed VARCHAR, stamp VARCHAR, catalog VARCHAR, "
+                "steps VARCHAR[])")
+    con.execute("INSERT INTO _scope_proposal VALUES (?, ?, ?, ?)",
+                [_seed_signature(con), store_stamp(con), exposure_rules_digest(catalog), step_ids])
+
+
+def reuse_proposal(con: duckdb.DuckDBPyConnection, catalog: Catalog, accepted_ids: list[str]) -> bool:
+    """Keep the scope the last proposal found, when it is what replaying `accepted_ids` would build.
+
+    A step's events depend on the steps before it (its condition may read `_scope_ev`, and an
+    event belongs to the first step that selects it), so the proposal's events are the replay's
+    only when the accepted steps are the first proposals in order (all of them, under
+    --accept-all), for the same seed (`_scope_seed`), an unchanged store and the same catalog
+    rules for exposures. Then the later proposals' events and exposures are dropped, and
+    neither the steps' search nor the exposures are done again.
+    """
+    got = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_scope_proposal'"
+                      ).fetchone()[0]
+    if not got:
+        return False
+    seed, stamp, rules, steps = con.execute("SELECT seed, stamp, catalog, steps FROM _scope_proposal").fetchone()
+    if (steps[:len(accepted_ids)] != accepted_ids or seed != _seed_signature(con) or stamp != store_stamp(con)
+            or rules != exposure_rules_digest(catalog)):
+        return False
+    if len(accepted_ids) < len(steps):
+        keep = ["seed", *accepted_ids]
+        for table in ("_scope_ev", SCOPE_EXP, f"{SCOPE_EXP}_subjects"):
+            con.execute(f"DELETE FROM {table} WHERE origin NOT IN (SELECT unnest(?))", [keep])
+        _record_proposal(con, catalog, accepted_ids)
+    return True
 
 
 def decide(steps: list[Step], accept: list[str] | None = None, reject: list[str] | None = None,

@@ -13,6 +13,7 @@ of reads is exposed in one pass without rows passing through Python.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 
 import duckdb
@@ -36,9 +37,9 @@ def owner_fields(catalog: Catalog) -> list[str]:
     return got
 
 
-def register_routes(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
-    """Temp table `_scope_routes`: each catalog route's fields and, for address-book detail
-    routes, a regex that pulls the entry id out of the logged path."""
+def _route_rows(catalog: Catalog) -> list[tuple[str, list[str] | None, bool, str | None]]:
+    """Each catalog route's fields and, for address-book detail routes, a regex that pulls the
+    entry id out of the logged path."""
     rows = []
     for ep in catalog.endpoints:
         entry_re = None
@@ -48,6 +49,18 @@ def register_routes(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
             if entry:
                 entry_re = _entry_regex(ep.path, entry[0])
         rows.append((ep.route, list(ep.fields) or None, ep.address_book, entry_re))
+    return rows
+
+
+def exposure_rules_digest(catalog: Catalog) -> str:
+    """What of the catalog decides an event's exposures: exposures built under the same digest agree."""
+    text = repr((_route_rows(catalog), owner_fields(catalog)))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def register_routes(con: duckdb.DuckDBPyConnection, catalog: Catalog) -> None:
+    """Temp table `_scope_routes` holding `_route_rows`."""
+    rows = _route_rows(catalog)
     tbl = pa.table({"route": pa.array([r[0] for r in rows], pa.string()),
                     "route_fields": pa.array([r[1] for r in rows], pa.list_(pa.string())),
                     "address_book": pa.array([r[2] for r in rows], pa.bool_()),

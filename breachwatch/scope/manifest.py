@@ -19,9 +19,10 @@ import orjson
 
 from breachwatch.contract.catalog import Catalog, load_catalog
 from breachwatch.scope.duck import temp_table_from_arrow
-from breachwatch.scope.expansion import ScopeState, Step, sql_str
+from breachwatch.scope.expansion import SCOPE_EXP, ScopeState, Step, reuse_proposal, sql_str
 from breachwatch.scope.exposures import build_exposures
-from breachwatch.scope.seed import register_seed
+from breachwatch.scope.seed import register_seed, seed_where
+from breachwatch.scope.shared import ensure_shared
 
 # Display groups of the reports and notices: a masked entrance code is an entrance code.
 GROUP_ORDER = ("name", "email", "phone", "address", "entrance_code", "order_history")
@@ -65,7 +66,7 @@ class Manifest:
 
 
 def _replay(state: ScopeState, accepted: list[Step]) -> None:
-    state.add("seed", "e.event_id IN (SELECT event_id FROM _scope_seed)", count=False)
+    state.add("seed", seed_where(state.con), count=False)
     for s in accepted:
         state.add(s.id, s.where, count=False)
 
@@ -80,18 +81,23 @@ def build_manifest(con: duckdb.DuckDBPyConnection, incident: dict[str, Any], acc
     """
     catalog = catalog or load_catalog(None)
     register_seed(con, incident, event_ids)
-    state = ScopeState(con, catalog)
     accepted = list(accepted_steps)
     for s in accepted:
         s.decision = "accepted"
     steps = proposed if proposed is not None else accepted
     order = {s.id: i for i, s in enumerate(steps)}
-    _replay(state, sorted(accepted, key=lambda s: order.get(s.id, len(order))))
-    con.execute("CREATE OR REPLACE TEMP VIEW _scope_all AS SELECT e.* FROM events e "
-                "SEMI JOIN _scope_ev s ON s.event_id = e.event_id")
+    accepted.sort(key=lambda s: order.get(s.id, len(order)))
     run_id = uuid.uuid4().hex[:12]
-    exp, tbl, pairs = f"_scope_exp_{run_id}", f"_scope_manifest_{run_id}", f"_scope_pairs_{run_id}"
-    build_exposures(con, "_scope_all", catalog, exp)
+    tbl, pairs = f"_scope_manifest_{run_id}", f"_scope_pairs_{run_id}"
+    reused = reuse_proposal(con, catalog, [s.id for s in accepted])
+    if reused:
+        exp = SCOPE_EXP  # the proposal's exposures are exactly these events'
+    else:
+        _replay(ScopeState(con, catalog), accepted)
+        con.execute("CREATE OR REPLACE TEMP VIEW _scope_all AS SELECT e.* FROM events e "
+                    "SEMI JOIN _scope_ev s ON s.event_id = e.event_id")
+        exp = f"_scope_exp_{run_id}"
+        build_exposures(con, "_scope_all", catalog, exp)
     # Each (event, subject, field) row is unique, so count(*) is the number of reads.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {pairs} AS
         SELECT subject_id, field, min(time) AS first_exposure, max(time) AS last_exposure, count(*) AS reads
@@ -103,12 +109,7 @@ def build_manifest(con: duckdb.DuckDBPyConnection, incident: dict[str, Any], acc
     else:
         # Without an id convention: a member is anyone known as an account holder, or anyone
         # reached other than as an entry in someone else's address book.
-        con.execute("""CREATE OR REPLACE TEMP TABLE _scope_known_members AS
-            SELECT DISTINCT subject_id FROM (
-                SELECT principal_id AS subject_id FROM events WHERE principal_type = 'customer'
-                UNION ALL SELECT member_id FROM address_book_snapshots
-                UNION ALL SELECT unnest(subject_ids) FROM events WHERE kind = 'subject_status')
-            WHERE subject_id IS NOT NULL""")
+        ensure_shared(con, "_scope_known_members")
         member = "(k.subject_id IS NOT NULL OR NOT a.only_book)"
         known = "LEFT JOIN _scope_known_members k ON k.subject_id = a.subject_id"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {tbl} AS
@@ -121,8 +122,9 @@ def build_manifest(con: duckdb.DuckDBPyConnection, incident: dict[str, Any], acc
         SELECT a.subject_id, CASE WHEN {member} THEN 'member' ELSE 'non_member' END AS subject_type,
                f.fields, a.first_exposure, a.last_exposure, a.reads, coalesce(a.endpoints, []::VARCHAR[]) AS endpoints
         FROM a JOIN f ON f.subject_id = a.subject_id {known}""")
-    con.execute(f"DROP TABLE IF EXISTS {exp}_subjects")
-    con.execute(f"DROP TABLE IF EXISTS {exp}")
+    if not reused:
+        con.execute(f"DROP TABLE IF EXISTS {exp}_subjects")
+        con.execute(f"DROP TABLE IF EXISTS {exp}")
     m = Manifest(con, catalog, incident, run_id, tbl, pairs, steps)
     m.summary = summarize(m)
     return m
@@ -196,10 +198,10 @@ def _external(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         FROM _scope_ev WHERE kind = 'access'""").fetchone()
     outside, inside, ips, countries, ptypes, keys, tokens = row
     # An account used after its holder left is outside access too.
+    ensure_shared(con, "_scope_offboarded")
     gone = con.execute("""
-        SELECT count(*) FROM _scope_ev a JOIN (SELECT principal_id, min(time) AS t FROM events
-            WHERE kind = 'principal_offboarded' GROUP BY 1) o ON o.principal_id = a.principal_id
-        WHERE a.kind = 'access' AND a.time >= o.t""").fetchone()[0]
+        SELECT count(*) FROM _scope_ev a JOIN _scope_offboarded o ON o.principal_id = a.principal_id
+        WHERE a.kind = 'access' AND a.time >= o.gone""").fetchone()[0]
     return {"external": bool(outside or gone), "outside_reads": outside, "staff_reads": inside,
             "after_offboarding_reads": gone, "ips": ips, "countries": countries or [],
             "principal_types": ptypes or [], "signing_keys": keys or [], "tokens": tokens}

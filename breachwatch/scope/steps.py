@@ -86,9 +86,8 @@ def unissued_key_tokens(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: i
             SELECT key_id, count(DISTINCT token_id) FILTER (WHERE token_id NOT IN (SELECT token_id FROM _scope_issued)) AS forged
             FROM _scope_ev WHERE kind = 'access' AND key_id IS NOT NULL AND token_id IS NOT NULL
               AND origin NOT LIKE 'unissued-key:%' GROUP BY 1)
-        SELECT k.key_id, k.forged,
-               (SELECT count(DISTINCT token_id) FROM events i WHERE i.kind = 'token_issued' AND i.key_id = k.key_id) AS issued
-        FROM k WHERE k.forged > 0 ORDER BY 1""").fetchall()
+        SELECT k.key_id, k.forged, coalesce(i.issued, 0) AS issued
+        FROM k LEFT JOIN _scope_issued_by_key i ON i.key_id = k.key_id WHERE k.forged > 0 ORDER BY 1""").fetchall()
     out = []
     for key, forged, issued in rows:
         if not issued:
@@ -112,11 +111,9 @@ def unissued_key_tokens(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: i
 
 def after_offboarding(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: int) -> list[Step]:
     rows = con.execute("""
-        SELECT o.principal_id, min(o.time) AS gone
-        FROM events o
-        WHERE o.kind = 'principal_offboarded'
-          AND o.principal_id IN (SELECT DISTINCT principal_id FROM _scope_ev WHERE kind = 'access')
-        GROUP BY 1 ORDER BY 1""").fetchall()
+        SELECT o.principal_id, o.gone FROM _scope_offboarded o
+        WHERE o.principal_id IN (SELECT DISTINCT principal_id FROM _scope_ev WHERE kind = 'access')
+        ORDER BY 1""").fetchall()
     out = []
     for principal, gone in rows:
         after = con.execute("SELECT count(*) FROM _scope_ev WHERE kind = 'access' AND principal_id = ? AND time >= ?",
@@ -155,14 +152,14 @@ def reads_of_others(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: int) 
 def new_principal(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: int) -> list[Step]:
     # Only an account that did nothing before its part in the campaign: every account was
     # created once, and an old one with a working history is not the campaign's own.
+    # No read before the campaign: the principal's first read in the whole history is its first in scope.
     rows = con.execute("""
         WITH s AS (SELECT principal_id, min(time) AS first FROM _scope_ev WHERE kind = 'access' GROUP BY 1)
-        SELECT c.principal_id, min(c.time) AS created, any_value(s.first) AS first
-        FROM events c JOIN s ON s.principal_id = c.principal_id
-        WHERE c.kind = 'principal_created'
-          AND NOT EXISTS (SELECT 1 FROM events b WHERE b.kind = 'access' AND b.principal_id = c.principal_id
-                          AND b.time < s.first)
-        GROUP BY 1 ORDER BY 1""").fetchall()
+        SELECT c.principal_id, c.created, s.first
+        FROM _scope_created c JOIN s ON s.principal_id = c.principal_id
+        JOIN _scope_first_access f ON f.principal_id = c.principal_id
+        WHERE f.first_access >= s.first
+        ORDER BY 1""").fetchall()
     out = []
     for principal, created, first in rows:
         out.append(Step(
@@ -194,6 +191,7 @@ def client_on_networks(con: duckdb.DuckDBPyConnection, catalog: Catalog, rnd: in
         if len(asns) > MAX_LITERALS:
             continue
         match = f"e.client_fingerprint = {sql_str(fp)} AND coalesce(e.src_asn, '') IN (SELECT unnest({sql_list(asns)}))"
+        # One query per fingerprint: its constant is pushed into the scan, which a join of all of them is not.
         before, early_principals, total = con.execute(f"""
             SELECT count(*) FILTER (WHERE e.time < ?), count(DISTINCT e.principal_id) FILTER (WHERE e.time < ?),
                    count(*)
