@@ -180,6 +180,8 @@ def _elapsed(since: float | None, now: float) -> float:
 def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_batch: int, backfill: bool,
          provenance: bool, behaviour: bool, res: DetectResult, notify: dict[str, Any] | None,
          on_segment: Callable[[int], None] | None) -> None:
+    # A run may take several passes into the same result: notify only what this pass adds.
+    opened, escalated = len(res.incidents_opened), len(res.incidents_escalated)
     feeds = load_feeds(con, cfg)
     ctx = RunContext(con=con, cfg=cfg, feeds=feeds, learn_only=backfill, baseline_at=prog.baseline_at,
                      issuance_since=prog.issuance_since)
@@ -197,8 +199,6 @@ def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_b
         prog.last_batch_id = hi_batch
         prog.events_processed += n
         prog.provenance_ran_at = _time.time()
-    # A run may take several passes into the same result: notify only what this pass added.
-    opened, escalated = len(res.incidents_opened), len(res.incidents_escalated)
     if behaviour:
         _behavioural(ctx, prog, hi_batch, backfill, res, on_segment)
     for inc in res.incidents_opened[opened:]:
