@@ -61,21 +61,25 @@ def _actor(by: str | None) -> str:
 
 
 def acknowledge(con: duckdb.DuckDBPyConnection, incident_id: str, *, by: str, note: str = "") -> dict[str, Any]:
-    _require(con, incident_id, "acknowledged")
-    actor = _actor(by)
-    con.execute("UPDATE incidents SET status = 'acknowledged', updated_at = ? WHERE incident_id = ?",
-                [now_utc(), incident_id])
-    _log(con, incident_id, "acknowledged", actor, note)
-    return get_incident(con, incident_id)  # type: ignore[return-value]
+    return _move(con, incident_id, "acknowledged", by, note)
 
 
 def resolve(con: duckdb.DuckDBPyConnection, incident_id: str, *, by: str, note: str = "") -> dict[str, Any]:
-    _require(con, incident_id, "resolved")
+    return _move(con, incident_id, "resolved", by, note)
+
+
+def _move(con: duckdb.DuckDBPyConnection, incident_id: str, status: str, by: str, note: str) -> dict[str, Any]:
+    """One checked, logged status change: the only way an incident's status moves."""
+    _require(con, incident_id, status)
     actor = _actor(by)
-    con.execute("UPDATE incidents SET status = 'resolved', updated_at = ? WHERE incident_id = ?",
-                [now_utc(), incident_id])
-    _log(con, incident_id, "resolved", actor, note)
+    _set_status(con, incident_id, status)
+    _log(con, incident_id, status, actor, note)
     return get_incident(con, incident_id)  # type: ignore[return-value]
+
+
+def _set_status(con: duckdb.DuckDBPyConnection, incident_id: str, status: str) -> None:
+    con.execute("UPDATE incidents SET status = ?, updated_at = ? WHERE incident_id = ?",
+                [status, now_utc(), incident_id])
 
 
 def false_positive(con: duckdb.DuckDBPyConnection, incident_id: str, *, scope: str, expires: str, reason: str,
@@ -90,8 +94,7 @@ def false_positive(con: duckdb.DuckDBPyConnection, incident_id: str, *, scope: s
         raise ValueError(f"incident {incident_id} has no entity-bound alert to suppress. Fix: resolve it instead.")
     ids = suppression.create(con, incident_id=incident_id, patterns=patterns, scope=scope,
                              expires_at=parse_expiry(expires), reason=reason, by=actor)
-    con.execute("UPDATE incidents SET status = 'false_positive', updated_at = ? WHERE incident_id = ?",
-                [now_utc(), incident_id])
+    _set_status(con, incident_id, "false_positive")
     _log(con, incident_id, "false_positive", actor, f"{reason} (suppressions {', '.join(ids)}, scope {scope}, "
                                                     f"until {expires})")
     out = get_incident(con, incident_id) or {}

@@ -45,12 +45,8 @@ class ServerStore:
     @contextmanager
     def changing(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A cursor for changes to incidents, scope, keys or accounts, one change at a time."""
-        with self.state_lock:
-            cur = self.cursor()
-            try:
-                yield cur
-            finally:
-                cur.close()
+        with self.state_lock, self.reading() as cur:
+            yield cur
 
     @contextmanager
     def changing_if_free(self) -> Iterator[duckdb.DuckDBPyConnection | None]:
@@ -63,11 +59,8 @@ class ServerStore:
             yield None
             return
         try:
-            cur = self.cursor()
-            try:
+            with self.reading() as cur:
                 yield cur
-            finally:
-                cur.close()
         finally:
             self.state_lock.release()
 
