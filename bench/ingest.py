@@ -180,11 +180,40 @@ def dedup_crossover(work: Path, n: int) -> list[dict]:
                 ms = []
                 for _ in range(3):
                     t = time.perf_counter()
-                    chain._find_stored(con, "staged", size, probe_rows=rows_limit, probe_found=limit)
+                    ids = con.sql("SELECT event_id FROM staged").to_arrow_table().column(0)
+                    chain._find_stored(con, "staged", ids, probe_rows=rows_limit, probe_found=limit)
                     ms.append((time.perf_counter() - t) * 1000)
                 row[path] = round(statistics.median(ms), 1)
                 row.setdefault("found", con.execute("SELECT count(*) FROM _existing").fetchone()[0])
                 assert row["found"] == con.execute("SELECT count(*) FROM _existing").fetchone()[0], row
+            out.append(row)
+            print(json.dumps(row), file=sys.stderr)
+    finally:
+        con.close()
+        remove_store(db)
+    return out
+
+
+def compact_crossover(work: Path, commits: int) -> list[dict]:
+    """Small commits of several sizes with the compact lane and without (every line through the JSON
+    feeder), alternating on one fresh store: where the lane stops paying (COMPACT_MAX_LINES)."""
+    from breachwatch.ingest import pipeline
+    db = str(work / "compact.duckdb")
+    con = connect(db)
+    out = []
+    offset = 10**9
+    try:
+        for size in (1, 10, 100, 500, 1000, 2000, 5000, 10000):
+            row: dict = {"commit_events": size}
+            n = max(3, min(commits, 200_000 // size))
+            for _ in range(2):  # alternate, so both lanes see the same store sizes and load
+                for lane, limit in (("compact_lane", 1 << 40), ("json_feeder", 0)):
+                    pipeline.COMPACT_MAX_LINES = limit
+                    r = small_commits(con, db, n, size, offset=offset)
+                    offset += n * size
+                    row.setdefault(lane + "_median_ms", []).append(r["median_ms"])
+            for lane in ("compact_lane", "json_feeder"):
+                row[lane + "_median_ms"] = min(row[lane + "_median_ms"])
             out.append(row)
             print(json.dumps(row), file=sys.stderr)
     finally:
@@ -208,6 +237,8 @@ def main() -> None:
                     help="only time the dedup lookup (index probes vs hash join) in a store of N events, and exit")
     ap.add_argument("--no-index-peer", action="store_true",
                     help="also ingest each file into a store without the event_id index, to measure its cost")
+    ap.add_argument("--compact-crossover", action="store_true",
+                    help="only time small commits of several sizes with and without the compact lane, and exit")
     args = ap.parse_args()
     if args.random_ids:
         global EVENTS_SQL
@@ -217,6 +248,9 @@ def main() -> None:
     if args.dedup_crossover:
         print(json.dumps({"store_events": args.dedup_crossover,
                           "lookup": dedup_crossover(work, args.dedup_crossover)}, indent=2))
+        return
+    if args.compact_crossover:
+        print(json.dumps({"crossover": compact_crossover(work, args.commits)}, indent=2))
         return
     formats = args.formats.split(",")
     t = time.perf_counter()

@@ -161,8 +161,11 @@ def _typed_field(f: Field, t: pa.DataType | None) -> tuple[str, str] | None:
 
 def typed_feeder_sql(schema: pa.Schema, table: str) -> str | None:
     """Stage typed rows (`_src`, `_pos` and Contract 1 columns) into the common column set, or None when
-    a column is unknown or of a type this lane does not read exactly (the rows then go as JSON text)."""
-    known = {f.name for f in FIELDS} | {"_src", "_pos"}
+    a column is unknown or of a type this lane does not read exactly (the rows then go as JSON text).
+
+    A `_line` column (rows parsed from JSON text, see compactlane.py) is each row's original text: a row
+    the lane cannot vouch for meets the full validator as that text rather than re-rendered."""
+    known = {f.name for f in FIELDS} | {"_src", "_pos", "_line"}
     if any(name not in known for name in schema.names):
         return None
     parts = [_typed_field(f, schema.field(f.name).type if f.name in schema.names else None) for f in FIELDS]
@@ -170,8 +173,9 @@ def typed_feeder_sql(schema: pa.Schema, table: str) -> str | None:
         return None
     values = ", ".join(f'CAST({v} AS {_out_type(f)}) AS "{f.name}"' for f, (v, _) in zip(FIELDS, parts))  # type: ignore[misc]
     oks = " AND ".join(ok for _, ok in parts)  # type: ignore[misc]
+    line = "t._line::VARCHAR" if "_line" in schema.names else "NULL::VARCHAR"
     return (f"SELECT _src, _pos, {values}, NULL::VARCHAR AS _extra, coalesce({oks}, false) AS _typed_ok, "
-            f"NULL::VARCHAR AS _line FROM {table} t")
+            f"{line} AS _line FROM {table} t")
 
 
 def json_text_sql(schema: pa.Schema, table: str) -> str:
@@ -179,7 +183,7 @@ def json_text_sql(schema: pa.Schema, table: str) -> str:
     JSON source would have written it. Zone-less timestamps are instants in UTC by convention."""
     exprs = []
     for f in schema:
-        if f.name in ("_src", "_pos"):
+        if f.name in ("_src", "_pos", "_line"):
             continue
         col = '"' + f.name.replace('"', '""') + '"'
         key = "'" + f.name.replace("'", "''") + "'"

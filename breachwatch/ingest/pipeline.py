@@ -24,6 +24,7 @@ import duckdb
 import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
+from breachwatch.ingest.compactlane import COMPACT_MAX_LINES, split_compact
 from breachwatch.ingest.enrich import enrich_batch
 from breachwatch.ingest.fastlane import typed_feeder_sql
 from breachwatch.ingest.normalize import SourceZone
@@ -188,13 +189,19 @@ class Ingestor:
                                        schema=_LINES_SCHEMA)
             for src, c in text], schema=_LINES_SCHEMA)
         typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
+        if 0 < len(lines) <= COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
+            compact, lines = split_compact(lines)
+            if compact.num_rows:
+                typed_views["_compact_in"] = compact
         early = [(src, pos, raw, r) for src, c in self._chunks for pos, raw, r in c.rejects]
         rejects = pa.Table.from_pydict({
             "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
             "source": [e[0] for e in early], "position": [e[1] for e in early],
             "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
             "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
-        with arrow_views(con, _lines_in=lines, _early_rejects=rejects, **typed_views):
+        # Only what the batch holds is registered: each registration is a catalog change to undo.
+        views = {"_lines_in": lines, "_early_rejects": rejects, **typed_views}
+        with arrow_views(con, **{k: v for k, v in views.items() if v.num_rows}):
             validate_batch(con, self.zone, "_lines_in" if len(lines) else None,
                            [(name, t.schema) for name, t in typed_views.items()])
             valid = "_valid_rows"

@@ -53,6 +53,8 @@ def _full_validation(con: duckdb.DuckDBPyConnection, zone: SourceZone | None,
     """Run every rule on the records the fast lane could not vouch for: `_checked` and `_bad_rows`."""
     unsure = ["SELECT _src, _pos, _line AS line FROM _fast WHERE NOT _sure AND _line IS NOT NULL"]
     for name, schema in typed:  # typed rows meet the full validator as the JSON a file would hold
+        if "_line" in schema.names:  # ... unless they kept their text: then they are in the first part
+            continue
         unsure.append(f"SELECT _src, _pos, line FROM ({json_text_sql(schema, name)} SEMI JOIN "
                       "(SELECT _src, _pos FROM _fast WHERE NOT _sure AND _line IS NULL) u "
                       f"ON {name}._src = u._src AND {name}._pos = u._pos)")

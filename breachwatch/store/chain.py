@@ -19,6 +19,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile, default_anchor_path
@@ -118,36 +119,30 @@ class ChainWriter:
         con = self.con
         res = BatchResult()
         batch_id = self.batch_id + 1
+        registered = False
         con.execute("BEGIN")
         try:
             hashes = record_hashes(con, staged)
-            con.register("_hashes", hashes)
-            # Each staged row with its record hash, joined by position (both are in the staged order).
-            hashed = f"(SELECT s.*, h._rh FROM {staged} s POSITIONAL JOIN _hashes h)"
+            ids = hashes.column("event_id")
+            repeats = pc.count_distinct(ids).as_py() < hashes.num_rows  # rare: only then is a window needed
             limit = probe_limit(self.stored_events)
-            repeats = _find_stored(con, staged, hashes.num_rows, probe_rows=limit, probe_found=limit)
-            in_batch = (f"SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM {hashed} "
-                        "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
-                        "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
-                f"SELECT *, 1 AS _rn, _rh AS _first_rh FROM {hashed}"
-            # Each staged row's fate, recomputed by each statement below rather than copied once:
-            # scanning the staged rows again is cheaper than materialising all their columns.
-            classified = f"""(
-                SELECT s.*,
-                  CASE WHEN x.event_id IS NOT NULL THEN (CASE WHEN x._rh = s._rh THEN 'duplicate' ELSE 'conflict' END)
-                       WHEN s._rn > 1 THEN (CASE WHEN s._rh = s._first_rh THEN 'duplicate' ELSE 'conflict' END)
-                       ELSE 'new' END AS _status,
-                  x.batch_id AS _prev_batch
-                FROM ({in_batch}) s
-                LEFT JOIN _existing x ON x.event_id = s.event_id)"""
-            # One query for the fates of the staged rows and the number of rejects handed in.
-            counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1 "
-                                      f"UNION ALL SELECT '_rejects', count(*) FROM {rejects}").fetchall())
-            res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
-                                                         counts.get("conflict", 0))
-            res.rejects = counts.get("_rejects", 0)
-            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
-                        f"FROM {classified} s WHERE _status = 'new'")
+            stored = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit)
+            res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0]
+            if not stored and not repeats:
+                # The common case: every staged row is new, so nothing needs classifying.
+                res.loaded = hashes.num_rows
+                classified = f"(SELECT *, 'new' AS _status, NULL::BIGINT AS _prev_batch FROM {staged})"
+                if res.loaded:
+                    con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_COLS}, {batch_id} FROM {staged}")
+            else:
+                con.register("_hashes", hashes)
+                registered = True
+                classified = _classify(con, staged, stored, repeats)
+                counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1").fetchall())
+                res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
+                                                             counts.get("conflict", 0))
+                con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
+                            f"FROM {classified} s WHERE _status = 'new'")
             if res.rejects or res.conflicts:  # most batches quarantine nothing: two statements saved
                 con.execute(f"""
                     INSERT INTO quarantine
@@ -187,7 +182,8 @@ class ChainWriter:
             raise
         finally:
             con.complete()
-            con.unregister("_hashes")
+            if registered:
+                con.unregister("_hashes")
         if entry is not None:
             self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
             self.stored_events += res.loaded  # only steers the dedup lookup: it need not be exact
@@ -215,46 +211,76 @@ def probe_limit(stored_events: int) -> int:
     return min(PROBE_MAX_IDS, PROBE_BASE_IDS + stored_events // STORED_EVENTS_PER_PROBE)
 
 
-def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, rows: int, *, probe_rows: int,
+def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArray, *, probe_rows: int,
                  probe_found: int) -> bool:
-    """Create `_existing` (event_id, _rh, batch_id): the stored events sharing an event_id with `staged`.
+    """Whether any event_id of `staged` (its ids `ids`) is stored; if so, create `_existing` (event_id,
+    _rh, batch_id): the stored events sharing an event_id with `staged`.
 
-    A batch of at most `probe_rows` ids probes the index with them; a larger one first finds which of
-    its ids are stored by a join that reads only the id column (usually none are). The record hash of
-    a stored event needs all its columns, so those are read only for the ids found: by index probes
-    when at most `probe_found`, else by a join over every column. Returns whether an event_id repeats
-    inside `staged` (rare; only then does the commit need the sorting window function).
+    A batch of at most `probe_rows` ids probes the index with them; a larger one finds which of its ids
+    are stored by a join that reads only the id column. Usually none are, and that is all it costs. The
+    record hash of a stored event needs all its columns, so those are read only for the ids found: by
+    index probes when at most `probe_found`, else by a join over every column.
     """
-    if 0 < rows <= probe_rows:
-        counts = con.execute(f"SELECT event_id, count(*) FROM {staged} GROUP BY 1").fetchall()
-        ids, repeats = [i for i, _ in counts], any(n > 1 for _, n in counts)
-        probe = True
+    rows = len(ids)
+    if not rows:
+        return False
+    if rows <= probe_rows:
+        wanted = pc.unique(ids).to_pylist()
+        found = [i for (i,) in con.execute(f"SELECT event_id FROM events WHERE event_id IN "
+                                           f"({', '.join('?' * len(wanted))})", wanted).fetchall()]
     else:
-        repeats = con.execute(f"SELECT count(*) FROM (SELECT event_id FROM {staged} GROUP BY 1 "
-                              "HAVING count(*) > 1)").fetchall()[0][0] > 0
-        # Which staged ids are stored at all, reading only the id column: usually none of them.
-        ids = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
-                                         "ON e.event_id = s.event_id").fetchall()]
-        probe = len(ids) <= probe_found
-    if probe:
-        match = f"WHERE e.event_id IN ({', '.join('?' * len(ids))})" if ids else "WHERE false"
+        found = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
+                                           "ON e.event_id = s.event_id").fetchall()]
+    if not found:
+        return False
+    if len(found) <= probe_found:
+        match, params = f"WHERE e.event_id IN ({', '.join('?' * len(found))})", found
     else:
-        match, ids = f"SEMI JOIN {staged} s ON e.event_id = s.event_id", []
+        match, params = f"SEMI JOIN {staged} s ON e.event_id = s.event_id", []
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _existing AS
-        SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id FROM events e {match}""", ids)
-    return repeats
+        SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id FROM events e {match}""", params)
+    return True
+
+
+def _classify(con: duckdb.DuckDBPyConnection, staged: str, stored: bool, repeats: bool) -> str:
+    """A relation of the staged rows with their fate (`_status`: new, duplicate or conflict) and, for
+    those already stored, the batch holding them (`_prev_batch`); `_hashes` holds their record hashes.
+
+    It is recomputed by each statement that reads it rather than copied once: scanning the staged rows
+    again is cheaper than materialising all their columns."""
+    # Each staged row with its record hash, joined by position (both are in the staged order).
+    hashed = f"(SELECT s.*, h._rh FROM {staged} s POSITIONAL JOIN (SELECT _rh FROM _hashes) h)"
+    in_batch = (f"SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM {hashed} "
+                "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
+                "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
+        f"SELECT *, 1 AS _rn, _rh AS _first_rh FROM {hashed}"
+    existing = "_existing" if stored else "(SELECT NULL::VARCHAR AS event_id, NULL::VARCHAR AS _rh, " \
+        "NULL::BIGINT AS batch_id WHERE false)"
+    return f"""(
+        SELECT s.*,
+          CASE WHEN x.event_id IS NOT NULL THEN (CASE WHEN x._rh = s._rh THEN 'duplicate' ELSE 'conflict' END)
+               WHEN s._rn > 1 THEN (CASE WHEN s._rh = s._first_rh THEN 'duplicate' ELSE 'conflict' END)
+               ELSE 'new' END AS _status,
+          x.batch_id AS _prev_batch
+        FROM ({in_batch}) s
+        LEFT JOIN {existing} x ON x.event_id = s.event_id)"""
 
 
 def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult) -> None:
-    if log.start:
+    done_at, status = (log.finish[1], log.finish[0]) if log.finish else (None, "running")
+    records = log.last_position if log.finish else 0
+    if log.start:  # the source's first batch: its row is written whole (for an HTTP request, also its last)
         fmt, started = log.start
-        con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, status) VALUES (?, ?, ?, ?, 'running')",
-                    [log.run_id, log.source, fmt, started])
+        con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, finished_at, status, records, "
+                    "loaded, duplicates, quarantined, last_position) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [log.run_id, log.source, fmt, started, done_at, status, records, res.loaded, res.duplicates,
+                     res.quarantined, log.last_position])
+        return
     finish = ", finished_at = ?, status = ?, records = ?" if log.finish else ""
     params = [log.last_position, res.loaded, res.duplicates, res.quarantined]
     if log.finish:
-        params += [log.finish[1], log.finish[0], log.last_position]
+        params += [done_at, status, records]
     con.execute("UPDATE ingest_log SET last_position = ?, loaded = loaded + ?, duplicates = duplicates + ?, "
                 f"quarantined = quarantined + ?{finish} WHERE run_id = ? AND source = ?",
                 params + [log.run_id, log.source])
@@ -282,9 +308,9 @@ def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
-    """Each row's record hash (`_rh`): SHA-256 of its canonical text, in the order of `staged`."""
-    texts = con.sql(f"SELECT {canonical_record_sql()} AS t FROM {staged}").to_arrow_table().column(0)
-    return pa.table({"_rh": sha256_each(texts)})
+    """Each row's `event_id` and record hash (`_rh`: SHA-256 of its canonical text), in the order of `staged`."""
+    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS t FROM {staged}").to_arrow_table()
+    return pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(1))})
 
 
 def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,

@@ -10,10 +10,12 @@ import datetime as dt
 import json
 
 import duckdb
+import orjson
 import pyarrow as pa
 import pytest
 
 from breachwatch.contract.event import ARROW_SCHEMA, FIELD_NAMES
+from breachwatch.ingest.compactlane import split_compact
 from breachwatch.ingest.normalize import parse_zone
 from breachwatch.ingest.pipeline import ingest_paths, ingest_tables, typed_ok
 from breachwatch.ingest.readers import typed_as_json
@@ -54,17 +56,31 @@ RECORDS: list[str] = [json.dumps({**BASE, **extra}) for extra in [
 LINES = [line.replace('"event_id": "x"', f'"event_id": "x{i}"', 1) for i, line in enumerate(RECORDS)]
 
 
+def _compact(line: str) -> str:
+    """The line as orjson writes its object (what the compact lane takes), or as it is if it holds none."""
+    try:
+        return orjson.dumps(json.loads(line)).decode()
+    except (ValueError, TypeError):  # not JSON, or an integer orjson does not write
+        return line
+
+
+# The same records as compact JSON, as most producers write them: the compact lane stages those it can.
+COMPACT_LINES = [_compact(line) for line in LINES]
+
+
 def _run(con: duckdb.DuckDBPyConnection, fast: bool, lines: list[str] | None = None,
-         typed: pa.Table | None = None, zone: str | None = None) -> tuple[list, list]:
-    views: dict[str, object] = {}
+         typed: pa.Table | None = None, zone: str | None = None, compact: bool = False) -> tuple[list, list]:
+    views: dict[str, pa.Table] = {}
     if lines is not None:
         views["_lines_in"] = pa.table({"_src": ["f"] * len(lines), "_pos": list(range(1, len(lines) + 1)),
-                                       "line": lines})
+                                       "line": [line + "\n" for line in lines]})
+        if compact:
+            views["_compact_in"], views["_lines_in"] = split_compact(views["_lines_in"])
     if typed is not None:
         views["_typed_in"] = typed
     with arrow_views(con, **views):
         validate_batch(con, parse_zone(zone), "_lines_in" if lines is not None else None,
-                       [("_typed_in", typed.schema)] if typed is not None else [], fast=fast)
+                       [(k, v.schema) for k, v in views.items() if k != "_lines_in"], fast=fast)
     cols = ", ".join(f'"{n}"' for n in FIELD_NAMES)
     valid = con.execute(f"SELECT _pos, {cols} FROM _valid_rows ORDER BY _pos").fetchall()
     bad = con.execute("SELECT position, reason, detail, raw, event_id, quarantine_id FROM _bad_rows "
@@ -82,6 +98,25 @@ def test_json_lines_fast_lane_matches_the_full_validator(zone):
     assert fast == full
     assert len(fast[0]) > 30 and len(fast[1]) > 20  # both outcomes are exercised
     assert vouched > 20  # and the fast lane vouched for many
+
+
+@pytest.mark.parametrize("zone", [None, "Asia/Seoul"])
+def test_compact_lane_matches_the_full_validator(zone):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    lines = COMPACT_LINES + LINES  # compact and spaced-out text of the same records, in one batch
+    lines = [line.replace('"x', f'"c{i}-x', 1) for i, line in enumerate(lines)]
+    staged = split_compact(pa.table({"_src": ["f"] * len(lines), "_pos": list(range(1, len(lines) + 1)),
+                                     "line": [line + "\n" for line in lines]}))[0]
+    fast = _run(con, True, lines, zone=zone, compact=True)
+    full = _run(con, False, lines, zone=zone)
+    assert fast == full
+    # The lane took most compact lines and no spaced-out one; some of those it took fail a value check
+    # and still get the full validator's reason and their original text as raw.
+    took = set(staged.column("_pos").to_pylist())
+    assert len(took) > 30 and max(took) <= len(COMPACT_LINES)
+    assert {pos for pos, *_ in fast[1]} & took
+    assert all(raw == lines[pos - 1] for pos, _, _, raw, _, _ in fast[1])
 
 
 def _typed_rows() -> pa.Table:
@@ -142,3 +177,32 @@ def test_parquet_with_an_unknown_column_goes_as_json_and_keeps_it(store, tmp_pat
     s = ingest_paths(con, path, [str(tmp_path / "u.parquet")])
     assert s.loaded == 1
     assert json.loads(con.execute("SELECT attributes FROM events").fetchone()[0]) == {"vendor_x": "blue"}
+
+
+def test_small_batches_store_what_one_big_batch_stores(tmp_path, monkeypatch):
+    """Ingesting compact NDJSON 7 lines at a time (compact lane, index probes, the all-new commit) stores
+    the same events, quarantine rows and counts as one batch through the JSON feeder, including a repeat
+    of an earlier batch's record, a conflicting one and a repeat inside one batch."""
+    from breachwatch.ingest import pipeline
+    from breachwatch.store.db import connect
+
+    extra = [COMPACT_LINES[0], COMPACT_LINES[0].replace('"access"', '"login"'), COMPACT_LINES[3], COMPACT_LINES[3]]
+    (tmp_path / "in.ndjson").write_text("".join(line + "\n" for line in COMPACT_LINES + extra))
+    results = []
+    for name, batch, compact_max in (("small", 7, 2_000), ("big", 10_000, 0)):
+        monkeypatch.setattr(pipeline, "COMPACT_MAX_LINES", compact_max)
+        path = str(tmp_path / f"{name}.duckdb")
+        con = connect(path)
+        summary = ingest_paths(con, path, [str(tmp_path / "in.ndjson")], batch_size=batch).as_dict()
+        summary.pop("batches")
+        cols = ", ".join(f'"{n}"' for n in FIELD_NAMES)
+        events = con.execute(f"SELECT {cols} FROM events ORDER BY event_id").fetchall()
+        # A conflict's detail names where the first copy is (an earlier batch, or this one): cut differently.
+        bad = con.execute("SELECT position, reason, CASE WHEN reason <> 'conflict' THEN detail END, raw, event_id "
+                          "FROM quarantine ORDER BY position").fetchall()
+        results.append((summary, events, bad))
+        con.close()
+    assert results[0] == results[1]
+    summary, events, bad = results[0]
+    assert summary["duplicates"] >= 2 and summary["quarantined_by_reason"].get("conflict") == 1
+    assert len(events) > 30 and len(bad) > 20
