@@ -23,8 +23,8 @@ from breachwatch.contract.event import FIELDS
 
 # Batches up to this many lines go through this lane. Per line it costs a few microseconds of Python
 # against DuckDB's fraction of one; the planning it saves is fixed, so beyond a few thousand lines the
-# JSON feeder is cheaper (`bench/ingest.py --small-commits` measures both sides).
-COMPACT_MAX_LINES = 2_000
+# JSON feeder is cheaper (`bench/ingest.py --compact-crossover` measures both sides).
+COMPACT_MAX_LINES = 1_000
 _MAX_EXACT = 9007199254740991  # 2**53 - 1, as the JSON feeder: larger integers go to the full validator
 
 _TYPES = {"str": pa.string(), "time": pa.string(), "int": pa.int64(), "strlist": pa.list_(pa.string()),
@@ -76,7 +76,7 @@ def split_compact(lines: pa.Table) -> tuple[pa.Table, pa.Table]:
         # Readers keep a line's end; orjson writes none (any other whitespace sends the line on).
         if end > start and data[end - 1] == 10:
             end -= 1 + (end - 1 > start and data[end - 2] == 13)
-        raw = data[start:end]
+        raw = bytes(data[start:end])  # comparing bytes with a memoryview goes item by item: 20x slower
         try:
             obj = loads(raw)
         except orjson.JSONDecodeError:
