@@ -8,10 +8,11 @@ batches of 100 to a server with continuous detection on, to show what the
 detection passes in the same process cost the acknowledgements. Prints one
 JSON document: per run the events/s, the ratio to file ingest, p50/p99 of the
 time from sending a request to its 202 (its batch durably committed), and
-where the mean time went, from the server's own metrics: waiting for the
-commit before (`queue_wait_ms`), the store's commit (`commit_ms`, the ingest
-pipeline), the server's own part (`server_ms`: HTTP, authentication, body
-parsing, and the writer's bookkeeping, `of_which_writer_ms`), and the load
+where the mean time went, from the server's own metrics: validation in the
+request's thread (`validate_ms`), waiting for the commit before
+(`queue_wait_ms`), the store's commit (`commit_ms`: dedup, chain, anchor), the
+server's own part (`server_ms`: HTTP, authentication, body parsing, and the
+writer's bookkeeping, `of_which_writer_ms`), and the load
 generator's side (`client_and_loopback_ms`: the Python client on the same
 machine and the loopback transfer).
 
@@ -121,9 +122,11 @@ def _split(before: dict[str, float], after: dict[str, float], row: dict) -> dict
     commits = after["breachwatch_ingest_commits_total"] - before.get("breachwatch_ingest_commits_total", 0.0)
     wait, commit = mean("breachwatch_ingest_queue_wait_seconds"), mean("breachwatch_ingest_commit_seconds")
     served, acked = mean("breachwatch_ingest_request_seconds"), mean("breachwatch_ingest_ack_seconds")
+    validate = mean("breachwatch_ingest_validate_seconds")
     return {"commits": int(commits), "requests_per_commit": round(row["requests"] / commits, 2) if commits else None,
-            "mean_ms": row["mean_ms"], "queue_wait_ms": round(wait, 1), "commit_ms": round(commit, 1),
-            "server_ms": round(served - wait - commit, 1), "of_which_writer_ms": round(acked - wait - commit, 1),
+            "mean_ms": row["mean_ms"], "validate_ms": round(validate, 1), "queue_wait_ms": round(wait, 1),
+            "commit_ms": round(commit, 1), "server_ms": round(served - validate - wait - commit, 1),
+            "of_which_writer_ms": round(acked - wait - commit, 1),
             "client_and_loopback_ms": round(row["mean_ms"] - served, 1),
             "detect_runs": int(after.get("breachwatch_detect_run_seconds_count", 0)
                                - before.get("breachwatch_detect_run_seconds_count", 0)),

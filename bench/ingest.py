@@ -197,7 +197,7 @@ def dedup_crossover(work: Path, n: int) -> list[dict]:
 def compact_crossover(work: Path, commits: int) -> list[dict]:
     """Small commits of several sizes with the compact lane and without (every line through the JSON
     feeder), alternating on one fresh store: where the lane stops paying (COMPACT_MAX_LINES)."""
-    from breachwatch.ingest import pipeline
+    from breachwatch.ingest import compactlane
     db = str(work / "compact.duckdb")
     con = connect(db)
     out = []
@@ -208,7 +208,7 @@ def compact_crossover(work: Path, commits: int) -> list[dict]:
             n = max(3, min(commits, 200_000 // size))
             for _ in range(2):  # alternate, so both lanes see the same store sizes and load
                 for lane, limit in (("compact_lane", 1 << 40), ("json_feeder", 0)):
-                    pipeline.COMPACT_MAX_LINES = limit
+                    compactlane.COMPACT_MAX_LINES = limit
                     r = small_commits(con, db, n, size, offset=offset)
                     offset += n * size
                     row.setdefault(lane + "_median_ms", []).append(r["median_ms"])

@@ -7,6 +7,7 @@ flight, and re-running the same input adds nothing (dedup on `event_id`).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import glob
 import hashlib
@@ -14,7 +15,7 @@ import os
 import sys
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -24,14 +25,14 @@ import duckdb
 import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
-from breachwatch.ingest.compactlane import COMPACT_MAX_LINES, split_compact
+from breachwatch.ingest import compactlane
 from breachwatch.ingest.enrich import enrich_batch
 from breachwatch.ingest.fastlane import typed_feeder_sql
 from breachwatch.ingest.normalize import SourceZone
 from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
                                         read_source)
 from breachwatch.ingest.validate import validate_batch
-from breachwatch.store.chain import QUARANTINE_SCHEMA, ChainWriter, LogUpdate
+from breachwatch.store.chain import QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate
 from breachwatch.store.db import arrow_views
 
 DEFAULT_BATCH = 200_000
@@ -126,6 +127,7 @@ class Ingestor:
         self._source = ""
         self._last_pos = 0
         self._log_start: tuple[str, datetime] | None = None
+        self._open_sources: set[str] = set()  # sources of `commit_staged` whose ingest-log row exists
 
     def feed(self, source: str, fmt: str, chunks: Iterable[Chunk],
              progress: Callable[[int], None] | None = None) -> None:
@@ -176,45 +178,33 @@ class Ingestor:
         """Commit what is pending as one batch; `finish` (status, time) closes the source's log row."""
         if not self._pending:
             return
-        con = self.con
-        text = [(src, c) for src, c in self._chunks if c.rows and (c.typed is None or not typed_ok(c.typed.schema))]
-        typed: dict[pa.Schema, list[pa.Table]] = {}
-        for src, c in self._chunks:
-            if c.rows and c.typed is not None and typed_ok(c.typed.schema):
-                typed.setdefault(c.typed.schema, []).append(
-                    c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
-                                                                                             c.positions))
-        lines = pa.Table.from_batches([
-            pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
-                                       schema=_LINES_SCHEMA)
-            for src, c in text], schema=_LINES_SCHEMA)
-        typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
-        if 0 < len(lines) <= COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
-            compact, lines = split_compact(lines)
-            if compact.num_rows:
-                typed_views["_compact_in"] = compact
-        early = [(src, pos, raw, r) for src, c in self._chunks for pos, raw, r in c.rejects]
-        rejects = pa.Table.from_pydict({
-            "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
-            "source": [e[0] for e in early], "position": [e[1] for e in early],
-            "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
-            "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
-        # Only what the batch holds is registered: each registration is a catalog change to undo.
-        views = {"_lines_in": lines, "_early_rejects": rejects, **typed_views}
-        with arrow_views(con, **{k: v for k, v in views.items() if v.num_rows}):
-            validate_batch(con, self.zone, "_lines_in" if len(lines) else None,
-                           [(name, t.schema) for name, t in typed_views.items()])
-            valid = "_valid_rows"
-            if self.catalog:
-                uncatalogued, valid = enrich_batch(con, self.catalog, valid)
-                self.summary.uncatalogued += uncatalogued
-            if early:
-                con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
-            records = len(lines) + sum(t.num_rows for t in typed_views.values()) + len(early)
+        with validated(self.con, self._chunks, self.zone, self.catalog) as (valid, records, uncatalogued):
             res = self.writer.commit(valid, "_bad_rows", self._source,
                                      LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish))
         self._log_start = None
+        self._account(res, records, uncatalogued)
+        self._chunks = []
+        self._pending = 0
+
+    def commit_staged(self, source: str, batches: list["StagedBatch"]) -> BatchResult:
+        """Commit batches validated elsewhere (`stage_batch`) as one batch of `source`, whose ingest-log
+        row this Ingestor opens with its first commit and keeps up to date."""
+        valid = pa.concat_tables([b.valid for b in batches])
+        bad = pa.concat_tables([b.bad for b in batches])
+        start = None
+        if source not in self._open_sources:
+            start = (batches[0].fmt, datetime.now(timezone.utc).replace(tzinfo=None))
+            self.summary.sources += 1
+        with arrow_views(self.con, _staged_valid=valid, _staged_bad=bad):
+            res = self.writer.commit("_staged_valid", "_staged_bad", source,
+                                     LogUpdate(self.run_id, source, max(b.last_position for b in batches), start))
+        self._open_sources.add(source)
+        self._account(res, sum(b.records for b in batches), sum(b.uncatalogued for b in batches))
+        return res
+
+    def _account(self, res: BatchResult, records: int, uncatalogued: int) -> None:
         s = self.summary
+        s.uncatalogued += uncatalogued
         blank = records - (res.loaded + res.duplicates + res.conflicts + res.rejects)
         s.records += records - blank
         s.loaded += res.loaded
@@ -223,10 +213,77 @@ class Ingestor:
         s.quarantined.update(res.reasons)
         if res.seq is not None:
             s.batches += 1
-        self._chunks = []
-        self._pending = 0
         if self.on_batch:
             self.on_batch(s)
+
+
+@dataclass
+class StagedBatch:
+    """Records validated (and completed from the catalog) away from the store, ready for `commit_staged`:
+    an HTTP request's own thread validates its body while the writer commits the requests before it."""
+    valid: pa.Table  # Contract 1 columns plus `_src` and `_pos`
+    bad: pa.Table  # quarantine rows (QUARANTINE_SCHEMA)
+    records: int  # records handed in, blank lines included
+    uncatalogued: int
+    last_position: int
+    fmt: str
+
+
+def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str, Chunk]], *,
+                catalog: Catalog | None = None, source_tz: SourceZone | None = None) -> StagedBatch:
+    """Validate `chunks` (source, chunk) on `con`, any connection set to UTC (no store needed), as a batch
+    would be validated before its commit; the rows come back as Arrow tables."""
+    with validated(con, chunks, source_tz, catalog) as (valid, records, uncatalogued):
+        rows = con.sql(f"SELECT * FROM {valid}").to_arrow_table()
+        bad = con.sql("SELECT * FROM _bad_rows").to_arrow_table().cast(QUARANTINE_SCHEMA)
+    last = max((c.last_position for _, c in chunks), default=0)
+    return StagedBatch(rows, bad, records, uncatalogued, last, fmt)
+
+
+@contextlib.contextmanager
+def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], zone: SourceZone | None,
+              catalog: Catalog | None) -> Iterator[tuple[str, int, int]]:
+    """Validate one batch of (source, chunk) on `con`; inside the block, yields (the relation of its valid
+    rows, the number of records handed in, the access records no catalog route matched) and `_bad_rows`
+    holds its quarantine rows."""
+    text = [(src, c) for src, c in chunks if c.rows and (c.typed is None or not typed_ok(c.typed.schema))]
+    typed: dict[pa.Schema, list[pa.Table]] = {}
+    for src, c in chunks:
+        if c.rows and c.typed is not None and typed_ok(c.typed.schema):
+            typed.setdefault(c.typed.schema, []).append(
+                c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
+                                                                                         c.positions))
+    lines = pa.Table.from_batches([
+        pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
+                                   schema=_LINES_SCHEMA)
+        for src, c in text], schema=_LINES_SCHEMA)
+    typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
+    if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
+        compact, lines = compactlane.split_compact(lines)
+        if compact.num_rows:
+            typed_views["_compact_in"] = compact
+    early = [(src, pos, raw, r) for src, c in chunks for pos, raw, r in c.rejects]
+    rejects = pa.Table.from_pydict({
+        "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
+        "source": [e[0] for e in early], "position": [e[1] for e in early],
+        "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
+        "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
+    # Only what the batch holds is registered: each registration is a catalog change to undo.
+    # A batch of rejects only (say, one line of broken UTF-8) still validates its empty text table.
+    text_in = len(lines) > 0 or not typed_views
+    views = {"_early_rejects": rejects, **typed_views}
+    views = {k: v for k, v in views.items() if v.num_rows} | ({"_lines_in": lines} if text_in else {})
+    with arrow_views(con, **views):
+        validate_batch(con, zone, "_lines_in" if text_in else None,
+                       [(name, t.schema) for name, t in typed_views.items()])
+        valid = "_valid_rows"
+        uncatalogued = 0
+        if catalog:
+            uncatalogued, valid = enrich_batch(con, catalog, valid)
+        if early:
+            con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
+        records = len(lines) + sum(t.num_rows for t in typed_views.values()) + len(early)
+        yield valid, records, uncatalogued
 
 
 @functools.lru_cache(maxsize=64)

@@ -85,9 +85,11 @@ class Metrics:
                                                 "From an ingest request's arrival to its 202 answer.")
         self.queue_wait = Histogram("breachwatch_ingest_queue_wait_seconds",
                                     "From a request entering the queue to the start of the commit holding it.")
+        self.validate_latency = Histogram("breachwatch_ingest_validate_seconds",
+                                          "Validation of one HTTP request's records, in its own thread.")
         self.commit_latency = Histogram("breachwatch_ingest_commit_seconds",
-                                        "Time of one ingest commit in the store (validation, dedup, chain, "
-                                        "anchor), without the server's bookkeeping.")
+                                        "Time of one ingest commit in the store (dedup, chain, anchor; for "
+                                        "watched files also validation), without the server's bookkeeping.")
         self.detect_runs = Counter("breachwatch_detect_runs_total", "Detection runs, by outcome.", "outcome")
         self.detect_seconds = Histogram("breachwatch_detect_run_seconds", "Time of one detection run.")
         self.watched_files = Counter("breachwatch_watched_files_ingested_total", "Files taken from watched folders.")
@@ -100,7 +102,8 @@ class Metrics:
     def render(self) -> str:
         lines: list[str] = []
         for m in (self.requests, self.events_loaded, self.events_duplicate, self.events_quarantined, self.commits,
-                  self.rejected, self.ingest_request_latency, self.ack_latency, self.queue_wait, self.commit_latency,
+                  self.rejected, self.ingest_request_latency, self.ack_latency, self.queue_wait,
+                  self.validate_latency, self.commit_latency,
                   self.detect_runs, self.detect_seconds, self.watched_files, self.logins, *self.gauges):
             lines += m.render()
         return "\n".join(lines) + "\n"

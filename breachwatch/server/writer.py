@@ -1,7 +1,10 @@
 """The one writer of events: HTTP batches and watched files, through one `Ingestor`.
 
-Requests wait in a bounded queue. The writer thread takes everything that has
-arrived while the previous commit ran and commits it as one atomic batch
+Each HTTP request's records are validated in the request's own thread, on an
+in-memory DuckDB of the writer's (`stage`), at positions reserved for them in
+the server's HTTP source; only dedup, chaining and the commit are serial.
+Requests then wait in a bounded queue. The writer thread takes everything that
+has arrived while the previous commit ran and commits it as one atomic batch
 (group commit), so many small requests cost one commit; each request's future
 is answered only after that commit, and with that request's own counts. When
 the queue is full a request is refused at once (429 with Retry-After), never
@@ -18,8 +21,10 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import duckdb
+
 from breachwatch.contract.catalog import Catalog
-from breachwatch.ingest.pipeline import Ingestor, IngestSummary
+from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
@@ -38,12 +43,24 @@ class WriterStopped(RuntimeError):
 
 
 @dataclass
-class _Request:
+class StagedRequest:
+    """A request's records, validated, at positions `first_position`.. of the writer's HTTP source."""
     body: ParsedBody
+    batch: StagedBatch
+    first_position: int
+
+
+@dataclass
+class _Request:
+    staged: StagedRequest
     label: str
     future: Future
     enqueued: float
     coalescible: bool = field(init=False)
+
+    @property
+    def body(self) -> ParsedBody:
+        return self.staged.body
 
     def __post_init__(self) -> None:
         # Per-request counts in a shared commit are told apart by event_id, so only
@@ -85,6 +102,12 @@ class StoreWriter:
         self.commits = 0
         self.last_error: str | None = None
         self._thread = threading.Thread(target=self._run, name="breachwatch-writer", daemon=True)
+        # HTTP records are filed under one source per writer, numbered in order of arrival like a file's
+        # lines, so a request's quarantined records are found by source and position.
+        self.source = f"http:{uuid.uuid4().hex[:12]}"
+        self._next_position = 1
+        self._validation_db = duckdb.connect(config={"threads": 1})  # one request, one thread
+        self._local = threading.local()
 
     def _new_ingestor(self) -> Ingestor:
         return Ingestor(self._cur, self.store.path, catalog=self.catalog, anchor_path=self.anchor_path,
@@ -100,22 +123,44 @@ class StoreWriter:
             self._cv.notify_all()
         self._thread.join(timeout)
         self._cur.close()
+        self._validation_db.close()
 
     @property
     def pending(self) -> int:
         return self._pending
 
-    def submit(self, body: ParsedBody, label: str) -> Future:
-        """Queue one request's records; the future gives its receipt once they are committed."""
+    def _admit(self, records: int) -> None:
+        """Raise unless `records` more fit the queue (call holding `_cv`)."""
+        if self._stop:
+            raise WriterStopped("the server is shutting down. Fix: retry against the next server.")
+        if self._pending and self._pending + records > self.max_pending:
+            wait = max(1, math.ceil(self._pending / max(self._rate, 1.0)))
+            raise Overloaded(wait, self._pending)
+
+    def stage(self, body: ParsedBody) -> StagedRequest:
+        """Validate one request's records in the calling thread (not the event loop's): what can be done
+        before the commit is done while the writer commits the requests before it."""
+        with self._cv:
+            self._admit(body.records)  # refuse early, before any work, when the queue is full
+            first = self._next_position
+            self._next_position += body.records
+        cur = getattr(self._local, "cursor", None)
+        if cur is None:
+            cur = self._local.cursor = self._validation_db.cursor()
+            cur.execute("SET TimeZone = 'UTC'")  # timestamps are validated and stored as UTC instants
+        started = time.perf_counter()
+        batch = stage_batch(cur, "http", [(self.source, shift(c, first - 1)) for c in body.chunks],
+                            catalog=self.catalog)
+        self.metrics.validate_latency.observe(time.perf_counter() - started)
+        return StagedRequest(body, batch, first)
+
+    def submit(self, staged: StagedRequest, label: str) -> Future:
+        """Queue one request's validated records; the future gives its receipt once they are committed."""
         fut: Future = Future()
         with self._cv:
-            if self._stop:
-                raise WriterStopped("the server is shutting down. Fix: retry against the next server.")
-            if self._pending and self._pending + body.records > self.max_pending:
-                wait = max(1, math.ceil(self._pending / max(self._rate, 1.0)))
-                raise Overloaded(wait, self._pending)
-            self._queue.append(_Request(body, label, fut, time.perf_counter()))
-            self._pending += body.records
+            self._admit(staged.body.records)
+            self._queue.append(_Request(staged, label, fut, time.perf_counter()))
+            self._pending += staged.body.records
             self._cv.notify()
         return fut
 
@@ -181,29 +226,24 @@ class StoreWriter:
 
     def _commit(self, group: list[_Request]) -> None:
         started = time.perf_counter()
-        commit_id = uuid.uuid4().hex[:12]
-        source = f"http:{group[0].label}:{commit_id}" if len(group) == 1 else f"http:{commit_id}"
-        offsets, chunks, off = [], [], 0
-        for r in group:
-            offsets.append(off)
-            chunks += [shift(c, off) for c in r.body.chunks]
-            off += r.body.records
+        source = self.source
         s = self._ing.summary
         before = (s.records, s.loaded, s.duplicates, Counter(s.quarantined))
         m = self.metrics
         for r in group:
             m.queue_wait.observe(started - r.enqueued)
         # The chain's length before this commit, so attribution finds this commit's link by the
-        # ever-growing seq (pruned by min/max) rather than by scanning every link's source text.
+        # ever-growing seq (pruned by min/max).
         prev_seq = self._cur.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0] \
             if len(group) > 1 else 0
+        n = sum(r.body.records for r in group)
         try:
-            if off:
-                self._ing.feed(source, "http", chunks)
+            if n:
+                self._ing.commit_staged(source, [r.staged.batch for r in group])
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             self.last_error = f"{type(e).__name__}: {e}"
-            self._ing = self._new_ingestor()  # its buffers may hold the failed batch
+            self._ing = self._new_ingestor()  # its state may hold the failed batch
             for r in group:
                 r.future.set_exception(e)
             return
@@ -211,9 +251,9 @@ class StoreWriter:
         reasons = s.quarantined - before[3]
         if len(group) == 1:
             receipts = [_receipt(s.records - before[0], s.loaded - before[1], s.duplicates - before[2],
-                                 dict(reasons), source, 1)]
+                                 dict(reasons), source, group[0].staged.first_position)]
         else:
-            receipts = self._attribute(group, offsets, source, prev_seq)
+            receipts = self._attribute(group, source, prev_seq)
         elapsed = time.perf_counter() - started
         self.commits += 1
         m.commits.inc()
@@ -221,15 +261,14 @@ class StoreWriter:
         m.events_duplicate.inc(s.duplicates - before[2])
         for reason, k in reasons.items():
             m.events_quarantined.inc(k, reason)
-        if off and elapsed > 0:
-            self._rate = 0.8 * self._rate + 0.2 * (off / elapsed)
+        if n and elapsed > 0:
+            self._rate = 0.8 * self._rate + 0.2 * (n / elapsed)
         done = time.perf_counter()
         for r, rec in zip(group, receipts):
             m.ack_latency.observe(done - r.enqueued)
             r.future.set_result(rec)
 
-    def _attribute(self, group: list[_Request], offsets: list[int], source: str,
-                   prev_seq: int) -> list[dict[str, Any]]:
+    def _attribute(self, group: list[_Request], source: str, prev_seq: int) -> list[dict[str, Any]]:
         """Each request's own counts in a shared commit: quarantine by position, new or duplicate by id."""
         cur = self._cur
         row = cur.execute("SELECT batch_id FROM batches WHERE seq > ? AND source = ?", [prev_seq, source]).fetchone()
@@ -241,11 +280,12 @@ class StoreWriter:
             new_ids = {r[0] for r in cur.execute("SELECT event_id FROM events WHERE batch_id = ?",
                                                  [row[0]]).fetchall()}
         out = []
-        for r, off in zip(group, offsets):
+        for r in group:
+            first = r.staged.first_position
             reasons: Counter = Counter()
             loaded = dups = 0
-            for i, eid in enumerate(r.body.ids or [], 1):
-                reason = quarantined.get(off + i)
+            for pos, eid in enumerate(r.body.ids or [], first):
+                reason = quarantined.get(pos)
                 if reason is not None:
                     reasons[reason] += 1
                 elif eid in new_ids:
@@ -253,5 +293,5 @@ class StoreWriter:
                     loaded += 1
                 else:
                     dups += 1
-            out.append(_receipt(loaded + dups + sum(reasons.values()), loaded, dups, dict(reasons), source, off + 1))
+            out.append(_receipt(loaded + dups + sum(reasons.values()), loaded, dups, dict(reasons), source, first))
         return out

@@ -183,14 +183,14 @@ def test_small_batches_store_what_one_big_batch_stores(tmp_path, monkeypatch):
     """Ingesting compact NDJSON 7 lines at a time (compact lane, index probes, the all-new commit) stores
     the same events, quarantine rows and counts as one batch through the JSON feeder, including a repeat
     of an earlier batch's record, a conflicting one and a repeat inside one batch."""
-    from breachwatch.ingest import pipeline
+    from breachwatch.ingest import compactlane
     from breachwatch.store.db import connect
 
     extra = [COMPACT_LINES[0], COMPACT_LINES[0].replace('"access"', '"login"'), COMPACT_LINES[3], COMPACT_LINES[3]]
     (tmp_path / "in.ndjson").write_text("".join(line + "\n" for line in COMPACT_LINES + extra))
     results = []
     for name, batch, compact_max in (("small", 7, 2_000), ("big", 10_000, 0)):
-        monkeypatch.setattr(pipeline, "COMPACT_MAX_LINES", compact_max)
+        monkeypatch.setattr(compactlane, "COMPACT_MAX_LINES", compact_max)
         path = str(tmp_path / f"{name}.duckdb")
         con = connect(path)
         summary = ingest_paths(con, path, [str(tmp_path / "in.ndjson")], batch_size=batch).as_dict()

@@ -73,10 +73,10 @@ def test_shared_commit_gives_each_request_its_own_counts(tmp_path):
     b = parse_body(_ndjson([event(0, "a"), event(1, "b")]) + b"{broken\n", limit=1 << 20, max_line=1 << 20,
                    ids_up_to=100)
     c = parse_body(_ndjson([event(1, "c")]), limit=1 << 20, max_line=1 << 20, ids_up_to=100)
-    futures = [w.submit(a, "A"), w.submit(c, "C")]  # queued before the writer starts: one group commit
+    futures = [w.submit(w.stage(a), "A"), w.submit(w.stage(c), "C")]  # queued before the writer starts: one group commit
     w.start()
     ra, rc = [f.result(30) for f in futures]
-    rb = w.submit(b, "B").result(30)
+    rb = w.submit(w.stage(b), "B").result(30)
     w.stop()
     assert ra["source"] == rc["source"] and ra["first_position"] == 1 and rc["first_position"] == 5
     assert (ra["loaded"], ra["duplicates"], ra["quarantined"]) == (3, 1, 0)
@@ -92,9 +92,10 @@ def test_overload_refuses_at_once_and_stores_nothing_of_it(tmp_path):
     db, _ = make_store(tmp_path)
     store = ServerStore(db)
     w = StoreWriter(store, None, max_pending_records=10, max_group_records=10)
-    first = w.submit(parse_body(_ndjson([event(i) for i in range(8)]), limit=1 << 20, max_line=1 << 20), "x")
+    first = w.submit(w.stage(parse_body(_ndjson([event(i) for i in range(8)]), limit=1 << 20, max_line=1 << 20)),
+                     "x")
     with pytest.raises(Overloaded) as e:
-        w.submit(parse_body(_ndjson([event(i, "z") for i in range(8)]), limit=1 << 20, max_line=1 << 20), "x")
+        w.stage(parse_body(_ndjson([event(i, "z") for i in range(8)]), limit=1 << 20, max_line=1 << 20))
     assert e.value.retry_after >= 1
     w.start()
     assert first.result(30)["loaded"] == 8
@@ -108,7 +109,8 @@ def test_http_429_has_retry_after(tmp_path):
     db, keys = make_store(tmp_path)
     app = create_app(ServerConfig(db=db, detect_interval_s=0, max_pending_records=5, max_group_records=5))
     ctx = app.state.ctx
-    ctx.writer.submit(parse_body(_ndjson([event(i) for i in range(5)]), limit=1 << 20, max_line=1 << 20), "x")
+    ctx.writer.submit(ctx.writer.stage(parse_body(_ndjson([event(i) for i in range(5)]), limit=1 << 20,
+                                                  max_line=1 << 20)), "x")
     client = TestClient(app)  # without the lifespan: the writer is not running, so the queue stays full
     r = client.post("/v1/events", content=_ndjson([event(9)]), headers={"Authorization": f"Bearer {keys['ingest']}"})
     assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1
@@ -149,3 +151,11 @@ def test_cli_sends_files_to_a_running_server(tmp_path, monkeypatch):
         server.stop()
     con = connect(db, read_only=True)
     assert con.execute("SELECT count(*) FROM events WHERE event_id LIKE 'cli%'").fetchone()[0] == 50
+
+
+def test_a_body_of_rejects_only_is_quarantined(client):
+    """Nothing in the body parses as a record (broken UTF-8): it is quarantined, not refused."""
+    c, db = client
+    r = c.post("/v1/events", content=b"\xff\xfe not text\n")
+    assert r.status_code == 202, r.text
+    assert r.json()["quarantined"] == 1 and r.json()["loaded"] == 0

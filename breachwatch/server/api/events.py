@@ -10,12 +10,11 @@ from starlette.concurrency import run_in_threadpool
 from breachwatch.server.api.common import responses
 from breachwatch.server.api.models import Error, IngestReceipt
 from breachwatch.server.auth import ApiError, ctx_of, require
-from breachwatch.server.bodies import GZIP_MAGIC, BadBody, BodyTooLarge, parse_body
-from breachwatch.server.context import Principal
+from breachwatch.server.bodies import BadBody, BodyTooLarge, parse_body
+from breachwatch.server.context import Principal, ServerContext
 from breachwatch.server.writer import Overloaded, WriterStopped
 
 router = APIRouter(tags=["ingest"])
-INLINE_PARSE_BYTES = 64 << 10  # about 250 events
 
 _BODY = {
     "required": True,
@@ -61,22 +60,23 @@ async def post_events(request: Request, who: Principal = require("events:write")
     parse = functools.partial(parse_body, bytes(body), limit=limit, max_line=ctx.config.max_line_bytes,
                               gzip_encoded=gz, ids_up_to=ctx.config.max_group_records, array_only=as_array)
     try:
-        # A small uncompressed body parses in well under a millisecond, less than the hop to a worker thread and
-        # back; larger or compressed ones go to a thread so the event loop keeps answering others.
-        small = len(body) <= INLINE_PARSE_BYTES and not gz and body[:2] != GZIP_MAGIC
-        parsed = parse() if small else await run_in_threadpool(parse)
+        # Parsing and validation run in a worker thread: the event loop keeps answering others, and
+        # this request's validation overlaps the writer's commit of the requests before it.
+        staged = await run_in_threadpool(lambda: ctx.writer.stage(parse()))
     except BodyTooLarge as e:
         ctx.metrics.rejected.inc(label="too_large")
         raise ApiError(413, "too_large", str(e)) from None
     except BadBody as e:
         ctx.metrics.rejected.inc(label="bad_body")
         raise ApiError(400, "bad_body", str(e)) from None
-    try:
-        fut = ctx.writer.submit(parsed, who.name)
     except Overloaded as e:
-        ctx.metrics.rejected.inc(label="overloaded")
-        raise ApiError(429, "overloaded", f"{e}. Nothing of this batch was stored. Fix: retry after "
-                       f"{e.retry_after} s.", {"Retry-After": str(e.retry_after)}) from None
+        raise _overloaded(ctx, e) from None
+    except WriterStopped as e:
+        raise ApiError(503, "unavailable", str(e), {"Retry-After": "5"}) from None
+    try:
+        fut = ctx.writer.submit(staged, who.name)
+    except Overloaded as e:
+        raise _overloaded(ctx, e) from None
     except WriterStopped as e:
         raise ApiError(503, "unavailable", str(e), {"Retry-After": "5"}) from None
     try:
@@ -86,3 +86,9 @@ async def post_events(request: Request, who: Principal = require("events:write")
                        "it was stored. Fix: retry; if it persists, check the server log.",
                        {"Retry-After": "5"}) from None
     return IngestReceipt(**receipt)
+
+
+def _overloaded(ctx: ServerContext, e: Overloaded) -> ApiError:
+    ctx.metrics.rejected.inc(label="overloaded")
+    return ApiError(429, "overloaded", f"{e}. Nothing of this batch was stored. Fix: retry after "
+                    f"{e.retry_after} s.", {"Retry-After": str(e.retry_after)})
