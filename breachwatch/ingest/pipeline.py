@@ -25,6 +25,7 @@ import duckdb
 import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
+from breachwatch.contract.event import canonical_record_sql
 from breachwatch.ingest import compactlane
 from breachwatch.ingest.enrich import enrich_batch
 from breachwatch.ingest.fastlane import typed_feeder_sql
@@ -32,7 +33,7 @@ from breachwatch.ingest.normalize import SourceZone
 from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
                                         read_source)
 from breachwatch.ingest.validate import validate_batch
-from breachwatch.store.chain import QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate
+from breachwatch.store.chain import CANONICAL, QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, hashes_of
 from breachwatch.store.db import arrow_views
 
 DEFAULT_BATCH = 200_000
@@ -191,13 +192,16 @@ class Ingestor:
         row this Ingestor opens with its first commit and keeps up to date."""
         valid = pa.concat_tables([b.valid for b in batches])
         bad = pa.concat_tables([b.bad for b in batches])
+        hashes = pa.concat_tables([b.hashes for b in batches])
         start = None
         if source not in self._open_sources:
             start = (batches[0].fmt, datetime.now(timezone.utc).replace(tzinfo=None))
             self.summary.sources += 1
-        with arrow_views(self.con, _staged_valid=valid, _staged_bad=bad):
-            res = self.writer.commit("_staged_valid", "_staged_bad", source,
-                                     LogUpdate(self.run_id, source, max(b.last_position for b in batches), start))
+        views = {"_staged_valid": valid, **({"_staged_bad": bad} if bad.num_rows else {})}
+        with arrow_views(self.con, **views):
+            res = self.writer.commit("_staged_valid", "_staged_bad" if bad.num_rows else None, source,
+                                     LogUpdate(self.run_id, source, max(b.last_position for b in batches), start),
+                                     hashes=hashes)
         self._open_sources.add(source)
         self._account(res, sum(b.records for b in batches), sum(b.uncatalogued for b in batches))
         return res
@@ -222,6 +226,7 @@ class StagedBatch:
     """Records validated (and completed from the catalog) away from the store, ready for `commit_staged`:
     an HTTP request's own thread validates its body while the writer commits the requests before it."""
     valid: pa.Table  # Contract 1 columns plus `_src` and `_pos`
+    hashes: pa.Table  # `record_hashes` of `valid`: hashing, too, is done before the commit
     bad: pa.Table  # quarantine rows (QUARANTINE_SCHEMA)
     records: int  # records handed in, blank lines included
     uncatalogued: int
@@ -234,10 +239,12 @@ def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str
     """Validate `chunks` (source, chunk) on `con`, any connection set to UTC (no store needed), as a batch
     would be validated before its commit; the rows come back as Arrow tables."""
     with validated(con, chunks, source_tz, catalog) as (valid, records, uncatalogued):
-        rows = con.sql(f"SELECT * FROM {valid}").to_arrow_table()
+        rows = con.sql(f"SELECT *, {canonical_record_sql()} AS {CANONICAL} FROM {valid}").to_arrow_table()
+        hashes = hashes_of(rows)
+        rows = rows.drop_columns([CANONICAL])
         bad = con.sql("SELECT * FROM _bad_rows").to_arrow_table().cast(QUARANTINE_SCHEMA)
     last = max((c.last_position for _, c in chunks), default=0)
-    return StagedBatch(rows, bad, records, uncatalogued, last, fmt)
+    return StagedBatch(rows, hashes, bad, records, uncatalogued, last, fmt)
 
 
 @contextlib.contextmanager

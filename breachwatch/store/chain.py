@@ -49,6 +49,9 @@ def combine_digests(events_digest: str, quarantine_digest: str) -> str:
 
 
 _EMPTY = hashlib.sha256(b"").hexdigest()
+_NO_REJECTS = ("(SELECT NULL::VARCHAR AS quarantine_id, NULL::VARCHAR AS source, NULL::BIGINT AS position, "
+               "NULL::VARCHAR AS reason, NULL::VARCHAR AS detail, NULL::VARCHAR AS raw, NULL::VARCHAR AS event_id "
+               "WHERE false)")
 
 
 @dataclass
@@ -110,11 +113,14 @@ class ChainWriter:
                                     "ORDER BY seq", [last_seq]).fetchall()
             self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
 
-    def commit(self, staged: str, rejects: str, source: str, log_update: LogUpdate | None = None) -> BatchResult:
+    def commit(self, staged: str, rejects: str | None, source: str, log_update: LogUpdate | None = None, *,
+               hashes: pa.Table | None = None) -> BatchResult:
         """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
 
         `staged` names a table with the Contract 1 columns plus `_src` and `_pos`; `rejects` one with
-        the QUARANTINE_SCHEMA columns. `log_update` is recorded in the ingest log in the same transaction.
+        the QUARANTINE_SCHEMA columns, or None when there are none. `log_update` is recorded in the ingest
+        log in the same transaction. `hashes` (`record_hashes` of `staged`, already computed where the
+        batch was validated) spares the writer that work.
         """
         con = self.con
         res = BatchResult()
@@ -122,12 +128,13 @@ class ChainWriter:
         registered = False
         con.execute("BEGIN")
         try:
-            hashes = record_hashes(con, staged)
+            if hashes is None:
+                hashes = record_hashes(con, staged)
             ids = hashes.column("event_id")
             repeats = pc.count_distinct(ids).as_py() < hashes.num_rows  # rare: only then is a window needed
             limit = probe_limit(self.stored_events)
             stored = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit)
-            res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0]
+            res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
             if not stored and not repeats:
                 # The common case: every staged row is new, so nothing needs classifying.
                 res.loaded = hashes.num_rows
@@ -147,7 +154,7 @@ class ChainWriter:
                 con.execute(f"""
                     INSERT INTO quarantine
                     SELECT r.*, {batch_id} FROM (
-                        SELECT * FROM {rejects}
+                        SELECT * FROM {rejects or _NO_REJECTS}
                         UNION ALL
                         SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
                                _src, _pos, 'conflict',
@@ -309,8 +316,16 @@ def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
     """Each row's `event_id` and record hash (`_rh`: SHA-256 of its canonical text), in the order of `staged`."""
-    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS t FROM {staged}").to_arrow_table()
-    return pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(1))})
+    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS {CANONICAL} FROM {staged}").to_arrow_table()
+    return hashes_of(rows)
+
+
+CANONICAL = "_canonical"  # the column of a row's canonical text, for `hashes_of`
+
+
+def hashes_of(rows: pa.Table) -> pa.Table:
+    """`record_hashes` of rows read with their canonical text (`canonical_record_sql()` AS CANONICAL)."""
+    return pa.table({"event_id": rows.column("event_id"), "_rh": sha256_each(rows.column(CANONICAL))})
 
 
 def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,
