@@ -19,10 +19,13 @@ class Client:
     fingerprint: str
 
 
-def fingerprint(stack: str, ciphers: str = "1516") -> str:
-    """A JA4-shaped fingerprint derived from the name of a TLS stack (stable, not random)."""
+def fingerprint(stack: str, ciphers: str = "1516", transport: str = "t", alpn: str = "h2") -> str:
+    """A JA4-shaped fingerprint derived from the name of a TLS stack (stable, not random).
+
+    JA4 starts with the transport (t: TCP, q: QUIC) and ends its first part with the ALPN (h2, h3).
+    """
     d = hashlib.sha256(stack.encode()).hexdigest()
-    return f"t13d{ciphers}h2_{d[:12]}_{d[12:24]}"
+    return f"{transport}13d{ciphers}{alpn}_{d[:12]}_{d[12:24]}"
 
 
 APP_VERSIONS = ("7.14.2", "7.14.1", "7.13.0")
@@ -31,13 +34,26 @@ ANDROID_DEVICES = (("14", "SM-S928N"), ("14", "SM-S921N"), ("13", "SM-G991N"), (
 IOS_DEVICES = (("17.5.1", "iPhone16,2"), ("17.4", "iPhone15,3"), ("16.7.8", "iPhone14,5"), ("17.5.1", "iPhone13,2"))
 
 
-def _clients() -> dict[str, tuple[Client, ...]]:
-    android = tuple(Client("app-android", f"RetailApp/{v} (Android {os}; {dev}; ko-KR) okhttp/4.12.0",
-                           fingerprint(f"okhttp-4.12-android-{os}"))
-                    for v in APP_VERSIONS for os, dev in ANDROID_DEVICES)
+def app_clients(versions: tuple[str, ...], okhttp: str = "4.12.0", ios_http3: bool = False
+                ) -> tuple[tuple[Client, ...], tuple[Client, ...]]:
+    """(Android, iOS) builds of the retailer's app: per version, one client per device, in device order.
+
+    The Android app bundles its HTTP stack (okhttp), whose version shapes its TLS fingerprint; the iOS app
+    uses the system's, which a build can switch to HTTP/3 (QUIC), changing the fingerprint's transport and ALPN.
+    """
+    ok = ".".join(okhttp.split(".")[:2])
+    android = tuple(Client("app-android", f"RetailApp/{v} (Android {os}; {dev}; ko-KR) okhttp/{okhttp}",
+                           fingerprint(f"okhttp-{ok}-android-{os}"))
+                    for v in versions for os, dev in ANDROID_DEVICES)
+    quic = {"transport": "q", "alpn": "h3"} if ios_http3 else {}
     ios = tuple(Client("app-ios", f"RetailApp/{v} ({dev}; iOS {os}; ko-KR) CFNetwork/1496.0.7 Darwin/23.5.0",
-                       fingerprint(f"cfnetwork-ios-{os.split('.')[0]}", "1312"))
-                for v in APP_VERSIONS for os, dev in IOS_DEVICES)
+                       fingerprint(f"cfnetwork-ios-{os.split('.')[0]}", "1312", **quic))
+                for v in versions for os, dev in IOS_DEVICES)
+    return android, ios
+
+
+def _clients() -> dict[str, tuple[Client, ...]]:
+    android, ios = app_clients(APP_VERSIONS)
     chrome = "AppleWebKit/537.36 (KHTML, like Gecko) Chrome/125.0.0.0"
     pc = (
         Client("web-chrome", f"Mozilla/5.0 (Windows NT 10.0; Win64; x64) {chrome} Safari/537.36",

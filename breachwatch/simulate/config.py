@@ -25,6 +25,8 @@ class SimConfig:
     warmup_days: float = 1.0
     seed: int = 1
     scenarios: tuple[str, ...] | str = "all"
+    # Benign surprises (a sale day, an app release...): everyday events a naive detector flags. Off by default.
+    surprises: tuple[str, ...] | str = "none"
     rate_scale: float = 1.0
     issuance_log: bool = True
     # False: only the opening snapshot and the scenarios' own events, to inject into recorded traffic.
@@ -60,13 +62,28 @@ class SimConfig:
     def scenario_names(self, known: tuple[str, ...]) -> tuple[str, ...]:
         return parse_scenarios(self.scenarios, known)
 
+    def surprise_names(self, known: tuple[str, ...]) -> tuple[str, ...]:
+        return parse_names(self.surprises, known, "--surprises", "surprise")
+
     def as_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["params"] = {k: dict(v) for k, v in self.params.items()}
+        # Runs without surprises describe themselves exactly as before surprises existed (same truth.json bytes).
+        if chooses_none(self.surprises):
+            del d["surprises"]
         return d
 
 
 def parse_scenarios(value: tuple[str, ...] | list[str] | str, known: tuple[str, ...]) -> tuple[str, ...]:
+    return parse_names(value, known, "--scenarios", "scenario")
+
+
+def chooses_none(value: tuple[str, ...] | list[str] | str) -> bool:
+    return value.strip() in ("none", "") if isinstance(value, str) else not value
+
+
+def parse_names(value: tuple[str, ...] | list[str] | str, known: tuple[str, ...], option: str,
+                what: str) -> tuple[str, ...]:
     """'all', 'none' (or empty), or a comma list of known names, in the registry's order."""
     if isinstance(value, str):
         v = value.strip()
@@ -79,17 +96,18 @@ def parse_scenarios(value: tuple[str, ...] | list[str] | str, known: tuple[str, 
         names = list(value)
     unknown = [n for n in names if n not in known]
     if unknown:
-        raise ValueError(f"--scenarios: unknown scenario(s) {unknown}. Fix: use 'all', 'none' or a comma list of "
+        raise ValueError(f"{option}: unknown {what}(s) {unknown}. Fix: use 'all', 'none' or a comma list of "
                          f"{', '.join(known)}.")
     return tuple(n for n in known if n in names)
 
 
 def parse_param(text: str) -> tuple[str, str, Any]:
-    """'scenario.key=value' (value as JSON where it parses, else text) from --param."""
+    """'scenario.key=value' or 'surprise.key=value' (value as JSON where it parses, else text) from --param."""
     left, sep, raw = text.partition("=")
     scenario, dot, key = left.strip().partition(".")
     if not sep or not dot or not scenario or not key:
-        raise ValueError(f"--param '{text}': expected SCENARIO.KEY=VALUE. Fix: e.g. --param forged_token.ips=500.")
+        raise ValueError(f"--param '{text}': expected SCENARIO.KEY=VALUE (or SURPRISE.KEY=VALUE). "
+                         "Fix: e.g. --param forged_token.ips=500.")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:

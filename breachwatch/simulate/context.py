@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.simulate.config import SimConfig
+from breachwatch.simulate.effects import SessionEffects
 from breachwatch.simulate.orders import OrderBook
 from breachwatch.simulate.world import World
 
@@ -36,6 +37,8 @@ class SimContext:
     end: int                # first instant not simulated
     # Employees who leave during the run (id -> instant); staff generators stop their work then.
     departures: dict[str, int] = field(default_factory=dict)
+    # What the selected benign surprises change about customers' sessions (nothing by default).
+    effects: SessionEffects = field(default_factory=SessionEffects)
 
     @property
     def seed(self) -> int:

@@ -31,11 +31,16 @@ from breachwatch.simulate.benign.snapshot import Snapshot
 from breachwatch.simulate.benign.staff import CUSTOMER_ROUTE, ORDERS_ROUTE, CustomerService
 from breachwatch.simulate.config import SimConfig
 from breachwatch.simulate.context import SimContext, Window
+from breachwatch.simulate.effects import SessionEffects
 from breachwatch.simulate.engine import Engine, EngineStats
 from breachwatch.simulate.orders import OrderBook
 from breachwatch.simulate.pages import LOGIN_ROUTE, ROUTES, check_catalog
 from breachwatch.simulate.scenarios import NAMES, SCENARIOS, code_of, label_of
 from breachwatch.simulate.scenarios.base import Scenario
+from breachwatch.simulate.surprises import NAMES as SURPRISE_NAMES
+from breachwatch.simulate.surprises import SURPRISES
+from breachwatch.simulate.surprises import code_of as surprise_code
+from breachwatch.simulate.surprises.base import Surprise
 from breachwatch.simulate.timebase import DAY, rfc3339
 from breachwatch.simulate.truth import TruthRecorder, value_counts
 from breachwatch.simulate.world import STATUS_NAMES, build_world
@@ -59,13 +64,27 @@ class Simulation:
         self.catalog = load_catalog(config.catalog)
         check_catalog(self.catalog, ROUTES_USED)
         self.scenario_names = config.scenario_names(NAMES)
+        self.surprise_names = config.surprise_names(SURPRISE_NAMES)
+        if self.surprise_names and not config.benign:
+            raise ValueError(f"--surprises {','.join(self.surprise_names)}: surprises change the retailer's own "
+                             "traffic, which a run without benign traffic leaves out. Fix: drop --surprises, or "
+                             "simulate the benign traffic too.")
         for name in config.params:
-            if name not in NAMES:
-                raise ValueError(f"--param {name}.*: no scenario '{name}'. Fix: use one of {', '.join(NAMES)}.")
-            if name not in self.scenario_names:
-                raise ValueError(f"--param {name}.*: scenario '{name}' is not selected. Fix: add it to --scenarios.")
+            if name in NAMES:
+                if name not in self.scenario_names:
+                    raise ValueError(f"--param {name}.*: scenario '{name}' is not selected. "
+                                     "Fix: add it to --scenarios.")
+            elif name in SURPRISE_NAMES:
+                if name not in self.surprise_names:
+                    raise ValueError(f"--param {name}.*: surprise '{name}' is not selected. "
+                                     "Fix: add it to --surprises.")
+            else:
+                raise ValueError(f"--param {name}.*: no scenario or surprise '{name}'. Fix: use one of "
+                                 f"{', '.join(NAMES + SURPRISE_NAMES)}.")
         for name in self.scenario_names:
             SCENARIOS[name].parse(dict(config.params.get(name, {})))  # fail early on bad parameters
+        for name in self.surprise_names:
+            SURPRISES[name].parse(dict(config.params.get(name, {})))
         self.start = config.start_us
         self.attack_start = self.start + int(config.warmup_days * DAY)
         self.end = self.attack_start + int(config.days * DAY)
@@ -74,23 +93,26 @@ class Simulation:
         self._truth: dict[str, Any] | None = None
 
     # -- one pass ------------------------------------------------------------
-    def _build(self) -> tuple[Engine, list[Scenario]]:
+    def _build(self) -> tuple[Engine, list[Scenario], list[Surprise]]:
         ctx = SimContext(config=self.config, catalog=self.catalog, world=self.world, orders=OrderBook(self.world),
                          start=self.start, attack_start=self.attack_start, end=self.end)
         scenarios = [SCENARIOS[n](ctx, dict(self.config.params.get(n, {})), label_of(n), code_of(n))
                      for n in self.scenario_names]
+        surprises = [SURPRISES[n](ctx, dict(self.config.params.get(n, {})), surprise_code(n))
+                     for n in self.surprise_names]
+        ctx.effects = SessionEffects(surprises)
         # Scenarios first decide departures (stale credential, the key owner), then staff read them.
         benign = [CustomerSessions(ctx), CustomerService(ctx), ShippingLabels(ctx), MarketingMailer(ctx),
                   PartnerReads(ctx)] if self.config.benign else []
-        engine = Engine(ctx, Snapshot(ctx), [*benign, *scenarios])
-        return engine, scenarios
+        engine = Engine(ctx, Snapshot(ctx), [*benign, *surprises, *scenarios])
+        return engine, scenarios, surprises
 
     def window_count(self) -> int:
         return self._build()[0].stats.windows
 
     def iter_batches(self, on_window: Callable[[Window], None] | None = None) -> Iterator[pa.Table]:
         """Every event, in time order, as tables in ARROW_SCHEMA of at most `batch_rows` rows."""
-        engine, scenarios = self._build()
+        engine, scenarios, surprises = self._build()
         self.stats = engine.stats
         recorder = TruthRecorder({s.label: s.name for s in scenarios})
         for table in engine.run(on_window):
@@ -100,7 +122,7 @@ class Simulation:
                 continue
             recorder.observe(table)
             yield table.drop_columns([frames.LABEL])
-        self._truth = self._truth_document(recorder, scenarios)
+        self._truth = self._truth_document(recorder, scenarios, surprises)
 
     def iter_records(self) -> Iterator[dict[str, Any]]:
         """Every event as a Contract 1 dict, exactly as the NDJSON file holds it (times as RFC 3339 text)."""
@@ -153,7 +175,7 @@ class Simulation:
             files += self.write_world(out / WORLD_DIR, fmt)
         seconds = time.perf_counter() - began
         assert self.stats is not None
-        return {
+        summary = {
             "out_dir": str(out), "format": fmt, "files": files, "events": truth["events"],
             "seconds": round(seconds, 3), "events_per_s": round(truth["events"] / seconds) if seconds else None,
             "bytes": path.stat().st_size, "events_by_kind": truth["events_by_kind"],
@@ -163,6 +185,10 @@ class Simulation:
                                              "members_exposed", "non_members_exposed")}
                           for s in truth["scenarios"]],
         }
+        if "benign_surprises" in truth:
+            summary["benign_surprises"] = [{k: s[k] for k in ("name", "start", "end")}
+                                           for s in truth["benign_surprises"]]
+        return summary
 
     def write_world(self, out: Path, fmt: str) -> list[str]:
         """customers, recipients (address-book entries of non-members) and principals.json."""
@@ -188,7 +214,8 @@ class Simulation:
         return files
 
     # -- truth.json ----------------------------------------------------------
-    def _truth_document(self, recorder: TruthRecorder, scenarios: list[Scenario]) -> dict[str, Any]:
+    def _truth_document(self, recorder: TruthRecorder, scenarios: list[Scenario],
+                        surprises: list[Surprise]) -> dict[str, Any]:
         w, cfg = self.world, self.config
         status = value_counts(pa.array(w.status.astype("int64")))
         out_scenarios = []
@@ -198,7 +225,7 @@ class Simulation:
                      "params": s.p.__dict__ | {"rate_scale": cfg.rate_scale}, "context": s.context()}
             entry.update(result)
             out_scenarios.append(entry)
-        return {
+        doc = {
             "format": TRUTH_FORMAT,
             "generator": f"breachwatch {__version__}",
             "seed": cfg.seed,
@@ -224,3 +251,6 @@ class Simulation:
             },
             "scenarios": out_scenarios,
         }
+        if surprises:  # left out when none is selected, so such runs' truth.json is as it always was
+            doc["benign_surprises"] = [s.truth() for s in surprises]
+        return doc

@@ -69,37 +69,58 @@ class ShippingLabels:
                               **self.actor)]
 
 
-class MarketingMailer:
-    code = 4
-    name = "marketing_mailer"
+class DailyPagedReads:
+    """A job that once a day, at a Korean hour, pages through a fixed audience reading the same fields.
 
-    def __init__(self, ctx: SimContext) -> None:
+    A run that starts late in one window goes on paging in the next ones. `first_run`: no run before it
+    (a job introduced during the simulated period).
+    """
+
+    def __init__(self, ctx: SimContext, name: str, principal: Principal, audience: np.ndarray, endpoint: str,
+                 fields: tuple[str, ...], run_kst_hour: int, page: int, page_gap: int, bytes_per_person: int,
+                 first_run: int | None = None) -> None:
         self.ctx = ctx
-        self.actor = _service_columns(ctx.world.principal("svc-marketing-mailer"))
-        self.audience = np.flatnonzero(ctx.world.marketing_opt_in)
-        self.pages = int(np.ceil(len(self.audience) / MAIL_PAGE))
+        self.name = name  # also the job's random stream
+        self.actor = _service_columns(principal)
+        self.audience = audience
+        self.endpoint, self.fields = endpoint, fields
+        self.run_kst_hour, self.page, self.page_gap = run_kst_hour, page, page_gap
+        self.bytes_per_person = bytes_per_person
+        self.first_run = first_run
+        self.pages = int(np.ceil(len(audience) / page))
 
     def peak_rate(self) -> float:
-        return SECOND / MAIL_PAGE_GAP
+        return SECOND / self.page_gap
 
     def window(self, w: Window) -> list[pa.Table]:
         if self.pages == 0:
             return []
-        run = kst_midnight(w.start) + MAIL_RUN_KST * HOUR
+        run = kst_midnight(w.start) + self.run_kst_hour * HOUR
         if run >= w.end:
             run -= 24 * HOUR  # a run that began yesterday may still be paging
-        first = max(0, -(-(w.start - run) // MAIL_PAGE_GAP))
-        last = min(self.pages, -(-(w.end - run) // MAIL_PAGE_GAP))
+        if self.first_run is not None and run < self.first_run:
+            return []
+        first = max(0, -(-(w.start - run) // self.page_gap))
+        last = min(self.pages, -(-(w.end - run) // self.page_gap))
         if first >= last:
             return []
         p = np.arange(first, last)
-        lo, hi = p * MAIL_PAGE, np.minimum((p + 1) * MAIL_PAGE, len(self.audience))
+        lo, hi = p * self.page, np.minimum((p + 1) * self.page, len(self.audience))
         counts = hi - lo
         members = self.audience[lo[0]:hi[-1]]
         r = rng(self.ctx.seed, self.name, w.index)
-        return [frames.events(len(p), 0, time=run + p * MAIL_PAGE_GAP, kind="access",
-                              endpoint="GET /internal/marketing/recipients", action="read", status=200,
-                              bytes_out=85 * counts + r.integers(0, 500, len(p)),
+        return [frames.events(len(p), 0, time=run + p * self.page_gap, kind="access", endpoint=self.endpoint,
+                              action="read", status=200,
+                              bytes_out=self.bytes_per_person * counts + r.integers(0, 500, len(p)),
                               subject_ids=frames.list_column(counts, self.ctx.world.member_str.take(pa.array(members))),
-                              fields=("name", "email"), record_count=counts,
+                              fields=self.fields, record_count=counts,
                               attributes=frames.json_attr("page", frames.pa_str(p)), **self.actor)]
+
+
+class MarketingMailer(DailyPagedReads):
+    code = 4
+
+    def __init__(self, ctx: SimContext) -> None:
+        super().__init__(ctx, "marketing_mailer", ctx.world.principal("svc-marketing-mailer"),
+                         np.flatnonzero(ctx.world.marketing_opt_in), "GET /internal/marketing/recipients",
+                         ("name", "email"), MAIL_RUN_KST, MAIL_PAGE, MAIL_PAGE_GAP, 85)

@@ -33,8 +33,6 @@ PAGE_MIX = {
     Page.ME_ORDERS: 0.06, Page.ME_PROFILE: 0.03, Page.ME_ADDRESSES: 0.03, Page.ME_ADDRESS: 0.005,
     Page.MEMBER_PROFILE: 0.016,
 }
-_PAGES = np.array([int(p) for p in PAGE_MIX])
-_PAGE_P = np.array(list(PAGE_MIX.values())) / sum(PAGE_MIX.values())
 
 _ALL = clients.ALL_CUSTOMER_CLIENTS
 _CLIENT_UA = pa.array([c.user_agent for c in _ALL])
@@ -52,19 +50,25 @@ def peak_event_rate(world: World) -> float:
 
 
 class CustomerSessions:
+    """Members' sessions; a subclass may draw extra ones (a sale day) with its own mix, weights and scale."""
     code = 1
     name = "customer_sessions"
 
-    def __init__(self, ctx: SimContext) -> None:
+    def __init__(self, ctx: SimContext, page_mix: dict[Page, float] = PAGE_MIX,
+                 weight: np.ndarray | None = None) -> None:
         self.ctx = ctx
         w = ctx.world
         self.eligible = np.flatnonzero(w.activity > 0)
-        self.cum = np.cumsum(w.activity[self.eligible])
+        # Who logs in, by relative rate: each member's own activity unless a subclass weighs them otherwise.
+        self.cum = np.cumsum(w.activity[self.eligible] if weight is None else weight[self.eligible])
         self.per_day = SESSIONS_PER_MEMBER_DAY * len(self.eligible)
+        self.pages = np.array([int(p) for p in page_mix])
+        self.page_p = np.array(list(page_mix.values())) / sum(page_mix.values())
         self.home = network.Pool(network.KR_BROADBAND)
         self.mobile = network.Pool(network.KR_MOBILE)
         self.abroad = network.Pool(network.FOREIGN_CONSUMER)
         pools = (self.home, self.mobile, self.abroad)
+        self.networks = tuple(n for p in pools for n in p.networks)
         self.net_asn = pa.concat_arrays([p.asn for p in pools])
         self.net_country = pa.concat_arrays([p.country for p in pools])
         self.net_offset = np.cumsum([0] + [len(p.networks) for p in pools])[:-1]
@@ -72,11 +76,20 @@ class CustomerSessions:
     def peak_rate(self) -> float:
         return peak_event_rate(self.ctx.world)
 
+    def scale(self, w: Window) -> float:
+        """How many sessions window w has, relative to an ordinary day's."""
+        return 1.0
+
     def window(self, w: Window) -> list[pa.Table]:
         ctx, world = self.ctx, self.ctx.world
+        scale = self.scale(w)
+        if scale <= 0:
+            return []
         r = rng(ctx.seed, self.name, w.index)
         factor = WEEKEND_FACTOR if kst_weekday(w.start) >= 5 else 1.0
         mean = self.per_day * KST_HOURLY_SHARE[kst_hour(w.start)] * factor * (w.end - w.start) / HOUR
+        if scale != 1.0:
+            mean *= scale
         n = int(r.poisson(mean))
         if n == 0 or len(self.eligible) == 0:
             return []
@@ -106,7 +119,7 @@ class CustomerSessions:
         keep = since_login <= MAX_SESSION
         sess, since_login = sess[keep], since_login[keep]
         times = login_at[sess] + since_login
-        pages = r.choice(_PAGES, size=len(sess), p=_PAGE_P)
+        pages = r.choice(self.pages, size=len(sess), p=self.page_p)
         # Only members with an address can check out.
         no_address = world.book_size[member[sess]] == 0
         pages[(pages == Page.ORDER_CREATE) & no_address] = Page.PRODUCT
@@ -119,7 +132,8 @@ class CustomerSessions:
     def _actors(self, w: Window, r: np.random.Generator, member: np.ndarray, start: np.ndarray,
                 client: np.ndarray, app: np.ndarray) -> dict:
         world, n = self.ctx.world, len(member)
-        away = (world.abroad_from[member] <= start) & (start < world.abroad_to[member])
+        effects = self.ctx.effects
+        away = effects.abroad(member, start, (world.abroad_from[member] <= start) & (start < world.abroad_to[member]))
         foreign = away & (r.random(n) < 0.6)
         # Abroad on a Korean SIM, traffic is home-routed: the member still shows a Korean mobile address.
         mobile = ~foreign & (away | (_MOBILE_CAPABLE[client] & (r.random(n) < 0.55)))
@@ -135,7 +149,10 @@ class CustomerSessions:
         fnet = self.abroad.pick_networks(unit(self.ctx.seed, "abroad-net", world.member_id[member[foreign]]))
         net[foreign] = fnet + self.net_offset[2]
         ip[foreign] = self.abroad.addresses(fnet, h[foreign])
+        ip = effects.addresses(self.networks, net, ip, home, member, start, h)
         netp = pa.array(net)
+        cp = pa.array(client)
+        ua, fp = effects.clients(client, start, _CLIENT_UA.take(cp), _CLIENT_FP.take(cp))
         return {
             "principal_id": world.member_str.take(pa.array(member)),
             "principal_type": "customer",
@@ -145,8 +162,8 @@ class CustomerSessions:
             "src_ip": network.dotted(ip),
             "src_asn": self.net_asn.take(netp),
             "src_country": self.net_country.take(netp),
-            "user_agent": _CLIENT_UA.take(pa.array(client)),
-            "client_fingerprint": _CLIENT_FP.take(pa.array(client)),
+            "user_agent": ua,
+            "client_fingerprint": fp,
         }
 
     def _orders(self, r: np.random.Generator, actors: dict, sess: np.ndarray, pages: np.ndarray,
