@@ -316,16 +316,8 @@ def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
     """Each row's `event_id` and record hash (`_rh`: SHA-256 of its canonical text), in the order of `staged`."""
-    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS {CANONICAL} FROM {staged}").to_arrow_table()
-    return hashes_of(rows)
-
-
-CANONICAL = "_canonical"  # the column of a row's canonical text, for `hashes_of`
-
-
-def hashes_of(rows: pa.Table) -> pa.Table:
-    """`record_hashes` of rows read with their canonical text (`canonical_record_sql()` AS CANONICAL)."""
-    return pa.table({"event_id": rows.column("event_id"), "_rh": sha256_each(rows.column(CANONICAL))})
+    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS t FROM {staged}").to_arrow_table()
+    return pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(1))})
 
 
 def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,
