@@ -17,6 +17,7 @@ as breachwatch/server/writer.py commits an HTTP request.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any, Iterator
 
 import duckdb
 
@@ -129,6 +131,18 @@ def remove_store(db: str) -> None:
             os.unlink(p)
 
 
+@contextlib.contextmanager
+def scratch_store(work: Path, name: str) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A fresh store for one measurement, removed afterwards."""
+    db = str(work / f"{name}.duckdb")
+    con = connect(db)
+    try:
+        yield con
+    finally:
+        con.close()
+        remove_store(db)
+
+
 def small_commits(con: duckdb.DuckDBPyConnection, db: str, n: int, size: int, offset: int = 0) -> dict:
     """Milliseconds per commit of `size` new events, each its own HTTP-like request."""
     gen = duckdb.connect()
@@ -157,8 +171,11 @@ def dedup_crossover(work: Path, n: int) -> list[dict]:
     """The dedup lookup alone, by index probes and by hash join, for batches of several sizes (half of
     each batch already stored) in a store of `n` events with random ids: where the join gets cheaper."""
     from breachwatch.store import chain
-    db = str(work / "crossover.duckdb")
-    con = connect(db)
+    with scratch_store(work, "crossover") as con:
+        return _dedup_lookups(con, n, chain)
+
+
+def _dedup_lookups(con: duckdb.DuckDBPyConnection, n: int, chain: Any) -> list[dict]:
     step = 1_000_000
     for lo in range(0, n, step):  # straight into the table (no validation): only the lookup is measured
         rows = EVENTS_SQL.replace("'e' || i AS event_id", "md5('e' || i) AS event_id").replace(
@@ -168,29 +185,26 @@ def dedup_crossover(work: Path, n: int) -> list[dict]:
     con.execute("CHECKPOINT")
     out = []
     limit = chain.probe_limit(n)
-    try:
-        for size in (100, 500, 1000, 2000, 5000, 10000, 20000):
-            con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT md5('e' || i) AS event_id FROM "
-                        f"(SELECT (hash(r.range) % {n})::BIGINT AS i FROM range({size // 2}) r) UNION ALL "
-                        f"SELECT md5('new' || r.range) FROM range({size - size // 2}) r")
-            row = {"batch": size}
-            # Probing every id of the batch, against joining on the id column first (then probing
-            # the ids found, as the writer does in a store of this size).
-            for path, rows_limit in (("index_probe_ms", 1 << 40), ("hash_join_ms", 0)):
-                ms = []
-                for _ in range(3):
-                    t = time.perf_counter()
-                    ids = con.sql("SELECT event_id FROM staged").to_arrow_table().column(0)
-                    chain._find_stored(con, "staged", ids, probe_rows=rows_limit, probe_found=limit)
-                    ms.append((time.perf_counter() - t) * 1000)
-                row[path] = round(statistics.median(ms), 1)
-                row.setdefault("found", con.execute("SELECT count(*) FROM _existing").fetchone()[0])
-                assert row["found"] == con.execute("SELECT count(*) FROM _existing").fetchone()[0], row
-            out.append(row)
-            print(json.dumps(row), file=sys.stderr)
-    finally:
-        con.close()
-        remove_store(db)
+    for size in (100, 500, 1000, 2000, 5000, 10000, 20000):
+        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT md5('e' || i) AS event_id FROM "
+                    f"(SELECT (hash(r.range) % {n})::BIGINT AS i FROM range({size // 2}) r) UNION ALL "
+                    f"SELECT md5('new' || r.range) FROM range({size - size // 2}) r").fetchall()
+        row = {"batch": size}
+        # Probing every id of the batch, against joining on the id column first (then probing
+        # the ids found, as the writer does in a store of this size).
+        for path, rows_limit in (("index_probe_ms", 1 << 40), ("hash_join_ms", 0)):
+            ms = []
+            for _ in range(3):
+                t = time.perf_counter()
+                con.complete()  # the lookup's last statement leaves its (empty) result open
+                ids = con.sql("SELECT event_id FROM staged").to_arrow_table().column(0)
+                assert chain._find_stored(con, "staged", ids, probe_rows=rows_limit, probe_found=limit)
+                ms.append((time.perf_counter() - t) * 1000)
+            row[path] = round(statistics.median(ms), 1)
+            row.setdefault("found", con.execute("SELECT count(*) FROM _existing").fetchone()[0])
+            assert row["found"] == con.execute("SELECT count(*) FROM _existing").fetchone()[0], row
+        out.append(row)
+        print(json.dumps(row), file=sys.stderr)
     return out
 
 
@@ -198,11 +212,10 @@ def compact_crossover(work: Path, commits: int) -> list[dict]:
     """Small commits of several sizes with the compact lane and without (every line through the JSON
     feeder), alternating on one fresh store: where the lane stops paying (COMPACT_MAX_LINES)."""
     from breachwatch.ingest import compactlane
-    db = str(work / "compact.duckdb")
-    con = connect(db)
     out = []
     offset = 10**9
-    try:
+    with scratch_store(work, "compact") as con:
+        db = str(work / "compact.duckdb")
         for size in (1, 10, 100, 500, 1000, 2000, 5000, 10000):
             row: dict = {"commit_events": size}
             n = max(3, min(commits, 200_000 // size))
@@ -216,9 +229,6 @@ def compact_crossover(work: Path, commits: int) -> list[dict]:
                 row[lane + "_median_ms"] = min(row[lane + "_median_ms"])
             out.append(row)
             print(json.dumps(row), file=sys.stderr)
-    finally:
-        con.close()
-        remove_store(db)
     return out
 
 
