@@ -45,6 +45,23 @@ def has_table(con: duckdb.DuckDBPyConnection, name: str) -> bool:
 
 
 # -- incidents -------------------------------------------------------------------
+def merged_into(con: duckdb.DuckDBPyConnection, incident_id: str) -> str | None:
+    """The incident a folded incident is now part of (following later folds), or None if it never was.
+
+    Detection folds incidents found to be one attack into one (incidents/merge.py); the one that stays
+    records `<id> merged in: ...` in its history, so links to the folded id still lead somewhere.
+    """
+    seen = {incident_id}
+    current, found = incident_id, None
+    while True:
+        row = con.execute("SELECT incident_id FROM incident_log WHERE action = 'merged' AND starts_with(detail, ?) "
+                          "ORDER BY at_time DESC LIMIT 1", [f"{current} merged in"]).fetchone()
+        if row is None or row[0] in seen:
+            return found
+        current = found = row[0]
+        seen.add(current)
+
+
 def incident_timeline(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict[str, Any]:
     lo, hi = con.execute("SELECT min(time), max(time) FROM incident_events WHERE incident_id = ?",
                          [incident_id]).fetchall()[0]

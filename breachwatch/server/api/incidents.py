@@ -20,6 +20,10 @@ def _incident_or_404(cur: Any, incident_id: str) -> dict[str, Any]:
     from breachwatch.incidents.store import get_incident
     inc = get_incident(cur, incident_id)
     if inc is None:
+        now = queries.merged_into(cur, incident_id)
+        if now is not None:  # folded into another incident: one attack, one incident
+            raise ApiError(404, "merged", f"incident '{incident_id}' was merged into '{now}', found to be the "
+                           f"same attack. Fix: use /v1/incidents/{now}.", {"Location": f"/v1/incidents/{now}"})
         raise ApiError(404, "not_found", f"incident '{incident_id}' does not exist. Fix: list incidents with "
                        "GET /v1/incidents.")
     return inc

@@ -192,6 +192,9 @@ def incident_page(request: Request, incident_id: str) -> Response:
     with ctx.store.reading() as cur:
         inc = incident_detail(cur, incident_id)
         if inc is None:
+            now = queries.merged_into(cur, incident_id)
+            if now is not None:  # folded into the incident it was found to be part of: show that one
+                return RedirectResponse(f"/incidents/{now}", status_code=303)
             return render(request, "message.html", who, 404, message=word("not_found", lang))
         tl = queries.incident_timeline(cur, incident_id)
         radius = queries.blast_radius(cur, incident_id, ctx.catalog)
