@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 from datetime import datetime
 from typing import Any, Iterator
 
@@ -44,17 +45,59 @@ def record(con: duckdb.DuckDBPyConnection, *, actor: str, action: str, roles: li
     return seq
 
 
-def verify_audit(con: duckdb.DuckDBPyConnection) -> int | None:
-    """The first row whose chain breaks, or None when the trail is intact."""
+def verify_audit(con: duckdb.DuckDBPyConnection, *, after: tuple[int, str] | None = None) -> int | None:
+    """The first row whose chain breaks, or None when the trail is intact.
+
+    `after` = (seq, hash) of a row an earlier full check found intact: only the rows after it are checked,
+    and that row must still be there, unchanged, with no row missing before it.
+    """
     prev, expect = GENESIS, 1
-    for seq, at, actor, roles, action, resource, outcome, client, detail, p, h in con.execute(
-            f"SELECT {', '.join(_COLS)} FROM audit_log ORDER BY seq").fetchall():
-        roles = list(roles) if roles is not None else None
-        if seq != expect or p != prev or h != _digest(prev, seq, at, actor, roles, action, resource, outcome,
-                                                         client, detail):
-            return expect
+    if after is not None:
+        seq, h = after
+        n = con.execute("SELECT count(*) FROM audit_log WHERE seq <= ?", [seq]).fetchone()[0]
+        row = con.execute(f"SELECT {', '.join(_COLS)} FROM audit_log WHERE seq = ?", [seq]).fetchone()
+        if n != seq or row is None or row[-1] != h or not _intact(row[-2], row):
+            return verify_audit(con)  # the checked part changed: find where, the long way
         prev, expect = h, seq + 1
+    for row in con.execute(f"SELECT {', '.join(_COLS)} FROM audit_log WHERE seq >= ? ORDER BY seq",
+                           [expect]).fetchall():
+        if row[0] != expect or row[-2] != prev or not _intact(prev, row):
+            return expect
+        prev, expect = row[-1], row[0] + 1
     return None
+
+
+def _intact(prev: str, row: tuple) -> bool:
+    """Whether a row's stored hash is the digest of its values chained to `prev`."""
+    seq, at, actor, roles, action, resource, outcome, client, detail, _, h = row
+    roles = list(roles) if roles is not None else None
+    return h == _digest(prev, seq, at, actor, roles, action, resource, outcome, client, detail)
+
+
+class VerifiedTrail:
+    """What the dashboard's audit page shows about the chain, without reading the whole trail per view.
+
+    The whole trail is checked at most every `full_every_s` seconds; views in between check the rows
+    added since the last full check (and that the row it ended on is unchanged). The page says when the
+    last full check ran; `GET /v1/admin/audit/verify` always checks everything.
+    """
+
+    def __init__(self, full_every_s: float = 600.0) -> None:
+        self.full_every_s = full_every_s
+        self._lock = threading.Lock()
+        self._intact_to: tuple[int, str] | None = None  # (seq, hash) of the last row a full check passed
+        self.full_at: float | None = None  # time.time() of the last full check
+
+    def check(self, con: duckdb.DuckDBPyConnection) -> int | None:
+        with self._lock:
+            if self.full_at is not None and time.time() - self.full_at < self.full_every_s:
+                return verify_audit(con, after=self._intact_to)
+            # The newest row before the check: rows are appended while it runs, and only these are checked.
+            last = con.execute("SELECT seq, hash FROM audit_log ORDER BY seq DESC LIMIT 1").fetchone()
+            bad = verify_audit(con)
+            self.full_at = time.time()
+            self._intact_to = (last[0], last[1]) if last and (bad is None or bad > last[0]) else None
+            return bad
 
 
 def _as_dict(r: tuple) -> dict[str, Any]:

@@ -56,6 +56,7 @@ class ServerContext:
         self.limiter = LoginLimiter(self.store, config.login_attempts, config.login_window_s)
         self.data_dir = Path(config.data_dir or f"{config.db}.server")
         self.started_at = time.time()
+        self.audit_trail = audit.VerifiedTrail()  # the audit page's chain check
         self._touched: dict[str, float] = {}
         self._touch_lock = threading.Lock()
         self.metrics.gauge("breachwatch_ingest_queue_records", "Records waiting for the writer.",

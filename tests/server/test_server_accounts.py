@@ -95,3 +95,29 @@ def test_audit_trail_is_append_only_by_hash_chain(tmp_path):
     con.execute("UPDATE audit_log SET resource = 'incident/INC-2' WHERE seq = 3")
     con.execute("DELETE FROM audit_log WHERE seq = 2")
     assert audit.verify_audit(con) == 2
+
+
+def test_audit_page_check_reads_only_new_rows_between_full_checks(tmp_path):
+    con = connect(tmp_path / "s.duckdb")
+    for i in range(5):
+        audit.record(con, actor="user:kim", action="incident.view", resource=f"incident/INC-{i}")
+    trail = audit.VerifiedTrail(full_every_s=3600)
+    assert trail.check(con) is None and trail.full_at is not None  # the first check reads everything
+    for i in range(5, 8):
+        audit.record(con, actor="user:lee", action="incident.view", resource=f"incident/INC-{i}")
+    assert trail.check(con) is None
+    con.execute("UPDATE audit_log SET resource = 'incident/INC-99' WHERE seq = 7")  # after the checked part
+    assert trail.check(con) == 7
+    con.execute("UPDATE audit_log SET resource = 'incident/INC-6' WHERE seq = 7")
+    con.execute("UPDATE audit_log SET actor = 'user:x' WHERE seq = 5")  # the row the full check ended on
+    assert trail.check(con) == 5
+    con.execute("UPDATE audit_log SET actor = 'user:kim' WHERE seq = 5")
+    con.execute("DELETE FROM audit_log WHERE seq = 2")  # a row missing inside the checked part
+    assert trail.check(con) == 2
+    # An edit inside the checked part that leaves its last row alone waits for the next full check,
+    # which `GET /v1/admin/audit/verify` always is.
+    con.execute("INSERT INTO audit_log SELECT 2, recorded_at, actor, roles, action, 'incident/INC-1', outcome, client, "
+                "detail, prev_hash, hash FROM audit_log WHERE seq = 3")
+    assert trail.check(con) is None
+    trail.full_every_s = 0
+    assert trail.check(con) == 2 and audit.verify_audit(con) == 2

@@ -70,6 +70,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "at": ("Time", "시각"), "outcome": ("Outcome", "결과"), "export": ("Export (NDJSON)", "내보내기 (NDJSON)"),
     "chain_intact": ("Hash chain intact", "해시 체인 정상"), "chain_broken": ("Hash chain broken at row",
                                                                               "해시 체인 손상 위치"),
+    "full_check": ("whole trail last checked", "전체 기록 마지막 점검"),
     "yes": ("yes", "예"), "no": ("no", "아니요"),
     "steps_none": ("No expansion step is tied to this incident.", "이 사고와 연결된 확장 단계가 없습니다."),
     "adds": ("adds", "추가"), "people": ("people", "명"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Optional
 
@@ -321,5 +322,7 @@ def audit_page(request: Request, after_seq: Optional[int] = None) -> Response:
         if after_seq is None:  # the newest rows, this view included, not the trail's first 200 forever
             after_seq = max(0, cur.execute("SELECT coalesce(max(seq), 0) FROM audit_log").fetchone()[0] - 200)
         rows = audit.list_audit(cur, after_seq=after_seq, limit=200)
-        broken = audit.verify_audit(cur)
-    return render(request, "audit.html", who, rows=rows, broken=broken)
+        broken = ctx.audit_trail.check(cur)
+    full_at = ctx.audit_trail.full_at
+    return render(request, "audit.html", who, rows=rows, broken=broken,
+                  full_at=datetime.fromtimestamp(full_at, timezone.utc) if full_at else None)
