@@ -23,11 +23,10 @@ import pyarrow.compute as pc
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile, default_anchor_path
-from breachwatch.store.db import StoreError
+from breachwatch.store.db import StoreError, arrow_views
 from breachwatch.store.encryption import store_cursor
 
 GENESIS = "0" * 64
-_E_EVENT_HASH = f"sha256({canonical_record_sql('e')})"
 _QUARANTINE_HASH = ("sha256(to_json({'quarantine_id': quarantine_id, 'source': source, 'position': position, "
                     "'reason': reason, 'detail': detail, 'raw': raw, 'event_id': event_id})::VARCHAR)")
 _COLS = ", ".join(f'"{n}"' for n in FIELD_NAMES)
@@ -244,9 +243,12 @@ def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArr
         match, params = f"WHERE e.event_id IN ({', '.join('?' * len(found))})", found
     else:
         match, params = f"SEMI JOIN {staged} s ON e.event_id = s.event_id", []
-    con.execute(f"""
-        CREATE OR REPLACE TEMP TABLE _existing AS
-        SELECT e.event_id, {_E_EVENT_HASH} AS _rh, e.batch_id FROM events e {match}""", params)
+    # Stored records are hashed by the same helper as staged ones (`sha256_each` of the canonical text).
+    rows = con.sql(f"SELECT e.event_id, e.batch_id, {canonical_record_sql('e')} AS t FROM events e {match}",
+                   params=params).to_arrow_table()
+    existing = pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(2)), "batch_id": rows.column(1)})
+    with arrow_views(con, _existing_in=existing):
+        con.execute("CREATE OR REPLACE TEMP TABLE _existing AS SELECT * FROM _existing_in")
     return True
 
 
@@ -296,9 +298,9 @@ def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult
 def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     """SHA-256 (hex) of each string, read straight from the Arrow buffers.
 
-    hashlib is several times faster per record than DuckDB's sha256(). Ingest and
-    verify both hash through this one function; the dedup lookup compares with
-    sha256() in SQL, which gives the same digest of the same bytes.
+    hashlib is several times faster per record than DuckDB's sha256(). Ingest, the
+    dedup lookup (stored records sharing an id) and verify all hash through this one
+    function.
     """
     out: list[str] = []
     sha = hashlib.sha256
