@@ -14,8 +14,7 @@ import hashlib
 import os
 import sys
 import uuid
-from collections import Counter, deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,10 +128,6 @@ class Ingestor:
         self._last_pos = 0
         self._log_start: tuple[str, datetime] | None = None
         self._open_sources: set[str] = set()  # sources of `commit_staged` whose ingest-log row exists
-        self._log_fmt = "records"
-        self._inflight: deque[tuple[Future, str, tuple[str, datetime] | None, tuple[str, datetime] | None]] = deque()
-        self._validator: ThreadPoolExecutor | None = None
-        self._validation_db: duckdb.DuckDBPyConnection | None = None
 
     def feed(self, source: str, fmt: str, chunks: Iterable[Chunk],
              progress: Callable[[int], None] | None = None) -> None:
@@ -141,29 +136,22 @@ class Ingestor:
         # The source's ingest-log row is written with its first batch and closed with its last, in
         # their transactions, so a small input costs one commit, not three.
         self._log_start = (fmt, datetime.now(timezone.utc).replace(tzinfo=None))
-        self._log_fmt = fmt
         status = "complete"
-        try:
-            for chunk in chunks:
-                self._last_pos = chunk.last_position
-                if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
-                    status = "truncated"
-                for piece in self._pieces(chunk):
-                    self._chunks.append((source, piece))
-                    self._pending += len(piece)
-                    if self._pending >= self.batch_size:
-                        self.flush()
-                if progress:
-                    progress(chunk.bytes_read)
-        except Exception:
-            self._drain()  # what was read before the failure is committed, as it would have been in line
-            raise
+        for chunk in chunks:
+            self._last_pos = chunk.last_position
+            if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
+                status = "truncated"
+            for piece in self._pieces(chunk):
+                self._chunks.append((source, piece))
+                self._pending += len(piece)
+                if self._pending >= self.batch_size:
+                    self.flush()
+            if progress:
+                progress(chunk.bytes_read)
         finish = (status, datetime.now(timezone.utc).replace(tzinfo=None))
         if self._pending:
             self.flush(finish)  # the last batch closes the source's log row
-            self._drain()
             return
-        self._drain()
         con = self.con
         if self._log_start is not None:  # nothing was read: the row is written now, already closed
             con.execute("INSERT INTO ingest_log (run_id, source, format, started_at, finished_at, status, records) "
@@ -189,37 +177,18 @@ class Ingestor:
                 return
 
     def flush(self, finish: tuple[str, datetime] | None = None) -> None:
-        """Hand what is pending to validation as one batch; `finish` (status, time) closes the source's log
-        row with it. Batches commit in order, each while the next is read and validated (`_drain` waits
-        for all)."""
+        """Commit what is pending as one batch; `finish` (status, time) closes the source's log row."""
         if not self._pending:
             return
-        chunks, self._chunks, self._pending = self._chunks, [], 0
-        if self._validator is None:
-            # Validation reads no stored data: it runs in a thread of its own, on a database of its own.
-            self._validator = ThreadPoolExecutor(1, thread_name_prefix="breachwatch-validate")
-            self._validation_db = validation_db()
-        staged = self._validator.submit(stage_batch, self._validation_db, self._log_fmt, chunks,
-                                        catalog=self.catalog, source_tz=self.zone)
-        self._inflight.append((staged, self._source, self._log_start, finish))
+        # Validated and committed in line: a second thread validating the next batch meanwhile measured no
+        # faster on this 2-core machine under load, for 10-25 % more CPU (docs/BENCHMARKS.md).
+        with validated(self.con, self._chunks, self.zone, self.catalog) as (valid, records, uncatalogued):
+            res = self.writer.commit(valid, "_bad_rows", self._source,
+                                     LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish))
         self._log_start = None
-        while len(self._inflight) > 1:  # one batch validated while the one before commits
-            self._commit_next()
-
-    def _commit_next(self) -> None:
-        staged, source, start, finish = self._inflight.popleft()
-        try:
-            batch = staged.result()
-        except BaseException:
-            for later, *_ in self._inflight:  # nothing after a failed batch may commit
-                later.cancel()
-            self._inflight.clear()
-            raise
-        self._commit_batches([batch], LogUpdate(self.run_id, source, batch.last_position, start, finish))
-
-    def _drain(self) -> None:
-        while self._inflight:
-            self._commit_next()
+        self._account(res, records, uncatalogued)
+        self._chunks = []
+        self._pending = 0
 
     def commit_staged(self, source: str, batches: list["StagedBatch"]) -> BatchResult:
         """Commit batches validated elsewhere (`stage_batch`) as one batch of `source`, whose ingest-log
@@ -234,13 +203,15 @@ class Ingestor:
         return res
 
     def _commit_batches(self, batches: list["StagedBatch"], log: LogUpdate) -> BatchResult:
-        valid = pa.concat_tables([b.valid for b in batches])
-        bad = pa.concat_tables([b.bad for b in batches])
-        hashes = pa.concat_tables([b.hashes for b in batches])
-        views = {"_staged_valid": valid, **({"_staged_bad": bad} if bad.num_rows else {})}
-        with arrow_views(self.con, **views):
-            res = self.writer.commit("_staged_valid", "_staged_bad" if bad.num_rows else None, log.source, log,
-                                     hashes=hashes)
+        """Commit staged batches as one, then drop their staging tables (also when the commit fails)."""
+        try:
+            valid = " UNION ALL ".join(f"SELECT * FROM {b.valid}" for b in batches)
+            bad = " UNION ALL ".join(f"SELECT * FROM {b.bad}" for b in batches if b.bad)
+            hashes = pa.concat_tables([b.hashes for b in batches])
+            res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, log.source, log, hashes=hashes)
+        finally:
+            for b in batches:
+                b.drop(self.con)
         self._account(res, sum(b.records for b in batches), sum(b.uncatalogued for b in batches))
         return res
 
@@ -259,38 +230,53 @@ class Ingestor:
             self.on_batch(s)
 
 
+STAGE_DB = "bw_stage"  # an in-memory database attached to the store's DuckDB: validated batches wait there
+
+
 @dataclass
 class StagedBatch:
-    """Records validated (and completed from the catalog) ahead of their commit: the next batch of a file,
-    or an HTTP request in its own thread, is validated while the writer commits the one before."""
-    valid: pa.Table  # Contract 1 columns plus `_src` and `_pos`
+    """Records validated (and completed from the catalog) ahead of their commit, in tables of STAGE_DB: an
+    HTTP request is validated in its own thread while the writer commits the requests before it."""
+    valid: str  # table of Contract 1 columns plus `_src` and `_pos`
     hashes: pa.Table  # `record_hashes` of `valid`: hashing, too, is done before the commit
-    bad: pa.Table  # quarantine rows (QUARANTINE_SCHEMA)
+    bad: str | None  # table of quarantine rows (QUARANTINE_SCHEMA), None when there are none
     records: int  # records handed in, blank lines included
     uncatalogued: int
     last_position: int
     fmt: str
 
+    def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        for table in (self.valid, self.bad):
+            if table:
+                con.execute(f"DROP TABLE IF EXISTS {table}")
 
-def validation_db() -> duckdb.DuckDBPyConnection:
-    """A private in-memory DuckDB for `stage_batch`: validation reads no stored data, and in a database of
-    its own it shares no locks and no task queue with the store's commits. Take a cursor per thread."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")  # validated and stored as UTC instants (set it on each cursor too)
-    return con
+
+def validation_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """A cursor of the store's DuckDB for `stage_batch` in another thread (with STAGE_DB attached)."""
+    cur = con.cursor()
+    cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {STAGE_DB}")
+    cur.execute("SET TimeZone = 'UTC'")  # validated and stored as UTC instants
+    return cur
 
 
 def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str, Chunk]], *,
                 catalog: Catalog | None = None, source_tz: SourceZone | None = None) -> StagedBatch:
-    """Validate `chunks` (source, chunk) on `con` (a cursor of a `validation_db`) as a batch is validated
-    before its commit; the rows come back as Arrow tables, with their record hashes."""
+    """Validate `chunks` (source, chunk) on `con` (a `validation_cursor`) as a batch is validated before its
+    commit, leaving its rows in staging tables that `Ingestor` commits and drops."""
+    name = f"{STAGE_DB}.b{uuid.uuid4().hex}"
     with validated(con, chunks, source_tz, catalog) as (valid, records, uncatalogued):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _staged AS SELECT * FROM {valid}")
-        rows = con.sql("SELECT * FROM _staged").to_arrow_table()
-        hashes = record_hashes(con, "_staged")
-        bad = con.sql("SELECT * FROM _bad_rows").to_arrow_table().cast(QUARANTINE_SCHEMA)
+        con.execute(f"CREATE TABLE {name}_v AS SELECT * FROM {valid}")
+        try:
+            hashes = record_hashes(con, f"{name}_v")
+            bad = None
+            if con.execute("SELECT count(*) FROM _bad_rows").fetchall()[0][0]:
+                bad = f"{name}_q"
+                con.execute(f"CREATE TABLE {bad} AS SELECT * FROM _bad_rows")
+        except BaseException:
+            con.execute(f"DROP TABLE {name}_v")
+            raise
     last = max((c.last_position for _, c in chunks), default=0)
-    return StagedBatch(rows, hashes, bad, records, uncatalogued, last, fmt)
+    return StagedBatch(f"{name}_v", hashes, bad, records, uncatalogued, last, fmt)
 
 
 @contextlib.contextmanager

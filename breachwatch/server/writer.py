@@ -1,7 +1,7 @@
 """The one writer of events: HTTP batches and watched files, through one `Ingestor`.
 
-Each HTTP request's records are validated in the request's own thread, on an
-in-memory DuckDB of the writer's (`stage`), at positions reserved for them in
+Each HTTP request's records are validated in the request's own thread, into
+staging tables in memory (`stage`), at positions reserved for them in
 the server's HTTP source; only dedup, chaining and the commit are serial.
 Requests then wait in a bounded queue. The writer thread takes everything that
 has arrived while the previous commit ran and commits it as one atomic batch
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from breachwatch.contract.catalog import Catalog
-from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_db
+from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
@@ -104,8 +104,7 @@ class StoreWriter:
         # lines, so a request's quarantined records are found by source and position.
         self.source = f"http:{uuid.uuid4().hex[:12]}"
         self._next_position = 1
-        self._validation_db = validation_db()
-        self._local = threading.local()  # each request thread's cursor of it
+        self._local = threading.local()  # each request thread's validation cursor
 
     def _new_ingestor(self) -> Ingestor:
         return Ingestor(self._cur, self.store.path, catalog=self.catalog, anchor_path=self.anchor_path,
@@ -121,7 +120,6 @@ class StoreWriter:
             self._cv.notify_all()
         self._thread.join(timeout)
         self._cur.close()
-        self._validation_db.close()
 
     @property
     def pending(self) -> int:
@@ -144,8 +142,7 @@ class StoreWriter:
             self._next_position += body.records
         cur = getattr(self._local, "cursor", None)
         if cur is None:
-            cur = self._local.cursor = self._validation_db.cursor()
-            cur.execute("SET TimeZone = 'UTC'")  # validated and stored as UTC instants
+            cur = self._local.cursor = validation_cursor(self.store.con)
         started = time.perf_counter()
         batch = stage_batch(cur, "http", [(self.source, shift(c, first - 1)) for c in body.chunks],
                             catalog=self.catalog)
