@@ -85,6 +85,10 @@ SPEC: dict[str, dict[str, tuple[str, Any]]] = {
         "authfail_entities": ("entities", ["ip", "prefix", "asn", "country", "fingerprint", "user_agent"]),
         "walk_max_stride": ("int", 8),
         "critical_coverage": ("float", 0.01),
+        # A walk by an announced principal of these types, from these ranges, through an endpoint only such
+        # principals used, is a batch job: a finding, not an incident (detectors/enumeration.py).
+        "batch_principal_types": ("ptypes", ["service"]),
+        "batch_networks": ("strs", ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"]),
     },
     "novel_source": {
         **_COMMON,
@@ -101,6 +105,10 @@ SPEC: dict[str, dict[str, tuple[str, Any]]] = {
         "rare_min_accounts": ("int", 2),
         "rare_window": ("duration", "1h"),
         "spread_min_rarity": ("float", 0.3),
+        # An arrival whose session the account's own login opened from the same network and country is its
+        # owner: spread does not count it (detectors/novel_source.py says why; rare_source still does).
+        "spread_vouched_by_login": ("bool", True),
+        "spread_vouch_lookback": ("duration", "24h"),
         "privileged_types": ("ptypes", ["employee", "service", "partner"]),
         "privileged_min_rarity": ("float", 0.5),
     },

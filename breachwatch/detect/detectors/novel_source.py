@@ -16,9 +16,24 @@ Logic, per segment (on top of the shared `_novelty` table):
            through a client itself that rare -> windowed count vs floor rare_min_accounts (privileged
            principals: privileged_min_rarity, one account is enough)
   spread = per source entity (country, network, range, client), distinct established principals reached
-           from a source new to them with rarity >= spread_min_rarity -> windowed count vs own and peers
+           from a source new to them with rarity >= spread_min_rarity, less vouched arrivals
+           -> windowed count vs own and peers
+  vouched = (with spread_vouched_by_login) the access's session was opened, at or before it and within
+           spread_vouch_lookback, by a login of that same principal from the same network and country
+
+Why vouched arrivals do not count toward spread. A population moving together (a holiday wave abroad, a
+forced app update that changes every client at once, a carrier renumbering) is many people each logging
+in as themselves from their new place, and it is big enough to cross any level learned from quieter days.
+The campaigns spread exists for reach accounts without a login there: forged tokens (no session, no login)
+and stolen sessions replayed from elsewhere (their login came from the owner's usual place, not from
+where the reads come from); those still count. Credentials used through a login (stuffing, phishing) are
+left to what sees them: the failed logins (enumeration's authfail) and a rare tool or network
+(rare_source, which counts every arrival). Logs without sessions or logins vouch for nothing, and spread
+then counts every arrival as before.
 """
 from __future__ import annotations
+
+from datetime import timedelta
 
 from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_values
 from breachwatch.detect.config import fmt_window
@@ -136,14 +151,40 @@ def _spread(ctx: RunContext, d: dict) -> None:
     con = ctx.con
     acc = ctx.need("_acc_b")
     etypes = ", ".join(f"'{e}'" for e in d["aggregate_by"])
+    novel = f"r.has_history AND r.novel_dims >= {d['min_novel_dimensions']} AND r.rarity >= {d['spread_min_rarity']}"
+    vouched = "FALSE"
+    if d["spread_vouched_by_login"] and _vouched(ctx, d, novel):
+        vouched = "r.seq IN (SELECT seq FROM _ns_vouched)"
     pairs = f"""(SELECT e.ek, e.seq, e.time, r.principal_id
         FROM _ent e JOIN _rarity r ON r.seq = e.seq
-        WHERE e.etype IN ({etypes}) AND r.has_history AND r.novel_dims >= {d['min_novel_dimensions']}
-          AND r.rarity >= {d['spread_min_rarity']})"""
+        WHERE e.etype IN ({etypes}) AND {novel} AND NOT {vouched})"""
     first_new(con, metric="novel", pairs=pairs, key="principal_id", out="_ns_first")
     ctx.count((Counter("novel", d["windows"], d["min_principals"], d["own_factor"], d["peer_factor"],
                        on_cross=lambda c, rows: _crossed(c, d, rows)),
                "SELECT ek, time, seq, 1.0 AS w FROM _ns_first"))
+
+
+def _vouched(ctx: RunContext, d: dict, novel: str) -> bool:
+    """`_ns_vouched`: the novel arrivals whose session a login of their own opened from the same place.
+
+    Decided on the few novel arrivals only, with logins at or before each arrival (no hindsight), looked
+    up in the store within `spread_vouch_lookback` of the segment so the scan stays a recent slice.
+    """
+    con = ctx.con
+    acc = ctx.need("_acc_b")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _ns_arrivals AS
+        SELECT r.seq, a.time, a.principal_id, a.session_id, a.src_asn, a.src_country
+        FROM _rarity r JOIN {acc} a ON a.seq = r.seq WHERE {novel} AND a.session_id IS NOT NULL""")
+    lo, hi = con.execute("SELECT min(time), max(time) FROM _ns_arrivals").fetchall()[0]
+    if lo is None:
+        return False
+    con.execute("""CREATE OR REPLACE TEMP TABLE _ns_vouched AS
+        SELECT DISTINCT v.seq FROM _ns_arrivals v JOIN events l
+          ON l.session_id = v.session_id AND l.principal_id = v.principal_id
+        WHERE l.kind = 'login' AND l.time >= ? AND l.time <= ? AND l.time <= v.time
+          AND l.src_asn IS NOT DISTINCT FROM v.src_asn AND l.src_country IS NOT DISTINCT FROM v.src_country""",
+                [lo - timedelta(seconds=d["spread_vouch_lookback"]), hi])
+    return True
 
 
 def _crossed(ctx: RunContext, d: dict, rows: list[CrossingRow]) -> None:
