@@ -46,12 +46,17 @@ def refresh(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) 
         SELECT DISTINCT hash(a.etype, a.ptype, a.entity) AS ek FROM alerts a
         JOIN incidents i ON i.incident_id = a.incident_id
         WHERE a.status = 'raised' AND a.links AND i.status <> 'false_positive' AND a.ptype IS NOT NULL""")
+    # Every metric and window reads the same hourly counts: aggregate them once.
+    con.execute("""CREATE OR REPLACE TEMP TABLE _bl_hours AS
+        SELECT metric, ek, bucket, sum(n) AS n FROM counter_buckets b
+        WHERE gran = 'h' AND bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = b.ek)
+        GROUP BY ALL""", [since, until])
     for metric, det in COUNTER_METRICS.items():
         d = cfg.detectors[det]
         if not d["enabled"]:
             continue
         for w in d["windows"]:
-            _counter_baseline(con, metric, w, d["peer_quantile"], since, until)
+            _counter_baseline(con, metric, w, d["peer_quantile"])
     _volume_baseline(con, cfg, since, until)
     _prune(con, cfg, until)
 
@@ -69,8 +74,8 @@ def _prune(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -
     con.execute(f"DELETE FROM counter_alerted WHERE seen_at < ?::TIMESTAMP - INTERVAL {int(longest)} SECOND", [until])
 
 
-def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, window_s: float, q: float,
-                      since: datetime, until: datetime) -> None:
+def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, window_s: float, q: float) -> None:
+    """Own and peer levels of one metric and window, from the history's hourly counts (`_bl_hours`)."""
     hours = max(1, math.ceil(window_s / 3600))
     # Rolling sums over hours+1 hourly buckets bound every W-long window from above.
     con.execute(f"""
@@ -78,10 +83,8 @@ def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, window_s: flo
         SELECT 'own', '{metric}', {int(window_s)}, ek, max(rolling), count(*), -1 FROM (
             SELECT ek, sum(n) OVER (PARTITION BY ek ORDER BY bucket
                                     RANGE BETWEEN INTERVAL {hours} HOUR PRECEDING AND CURRENT ROW) AS rolling
-            FROM (SELECT ek, bucket, sum(n) AS n FROM counter_buckets b
-                  WHERE metric = ? AND gran = 'h' AND bucket >= ? AND bucket < ?
-                    AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = b.ek) GROUP BY ALL))
-        GROUP BY ek""", [metric, since, until])
+            FROM _bl_hours WHERE metric = ?)
+        GROUP BY ek""", [metric])
     con.execute(f"""
         INSERT INTO baselines (scope, metric, window_s, etype, ptype, value, samples, slot)
         SELECT 'peer', '{metric}', {int(window_s)}, r.etype, r.ptype, quantile_cont(b.value, {q}), count(*), -1
@@ -96,14 +99,16 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
     group, the 99th percentile hour. Small entities never reach the floors, so they keep one number."""
     d = cfg.detectors["volume_anomaly"]
     con.execute("DELETE FROM volume_levels")
-    hourly = """SELECT ek, hour, sum(requests) AS requests, sum(bytes) AS bytes, sum(subject_reads) AS subject_reads
-                FROM entity_hours h WHERE hour >= ? AND hour < ?
-                  AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek) GROUP BY ALL"""
+    # Each metric's levels and peers read the same per-entity hours: aggregate them once.
+    con.execute("""CREATE OR REPLACE TEMP TABLE _bl_volume AS
+        SELECT ek, hour, sum(requests) AS requests, sum(bytes) AS bytes, sum(subject_reads) AS subject_reads
+        FROM entity_hours h WHERE hour >= ? AND hour < ?
+          AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek) GROUP BY ALL""", [since, until])
     for metric in ("requests", "bytes", "subject_reads"):
         big = float(d[f"min_{metric}"]) / max(float(d["factor"]), 1.0)
         con.execute(f"""INSERT INTO volume_levels
             WITH h AS (SELECT ek, (isodow(hour) - 1) * 24 + hour(hour) AS slot, hour(hour) AS hod, {metric} AS v
-                       FROM ({hourly})),
+                       FROM _bl_volume),
                  anyh AS (SELECT ek, max(v) AS v FROM h GROUP BY ALL),
                  bigs AS (SELECT * FROM anyh WHERE v >= {big}),
                  week AS (SELECT h.ek, slot, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
@@ -113,11 +118,10 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
                           LEFT JOIN week w ON w.ek = a.ek AND w.slot = s.slot
                           LEFT JOIN day d ON d.ek = a.ek AND d.hod = s.slot % 24),
                  arrays AS (SELECT ek, list(v ORDER BY slot) AS levels FROM grid GROUP BY ek)
-            SELECT a.ek, '{metric}', a.v, r.levels FROM anyh a LEFT JOIN arrays r ON r.ek = a.ek""",
-                    [since, until])
+            SELECT a.ek, '{metric}', a.v, r.levels FROM anyh a LEFT JOIN arrays r ON r.ek = a.ek""")
         con.execute(f"""
             INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
             SELECT 'peer', 'vol_{metric}', 0, r.etype, r.ptype, 300, quantile_cont(v.{metric}, 0.99), count(*)
-            FROM ({hourly}) v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype""", [since, until])
+            FROM _bl_volume v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype""")
 
 

@@ -18,7 +18,7 @@ import duckdb
 from breachwatch.detect.alert import AlertCandidate
 from breachwatch.detect.config import ENTITY_TYPES, DetectConfig
 from breachwatch.detect.counting import Counter
-from breachwatch.detect.entities import entity_rows_sql, value_sql
+from breachwatch.detect.entities import entity_rows_sql, ptype_sql, value_by_type_sql, value_sql
 from breachwatch.detect.feeds import Feeds
 
 # Columns of the events table a detector may use; `seq` orders events within the segment.
@@ -70,19 +70,53 @@ class RunContext:
 
     # -- the segment and what is derived from it -------------------------------------------
 
-    def set_segment(self, source: str, where: str, params: list[Any]) -> int:
+    def set_segment(self, source: str, where: str, params: list[Any], into: str = "_seg") -> int:
+        """`into` = the events of `source` matching `where`, numbered by `seq`; `_seg` becomes the segment."""
         cols = ", ".join(f"e.{c}" for c in SEGMENT_COLUMNS)
         con = self.con
         # Number the events by sorting only (time, event_id, rowid) and join the wide rows back by
         # rowid: sorting the wide rows themselves (lists, maps, strings) costs three times as much.
         # Detectors order by `seq` explicitly; the table's physical order carries no meaning.
-        con.execute(f"""CREATE OR REPLACE TEMP TABLE _seg AS
+        self._drop_other(into, "VIEW")
+        con.execute(f"""CREATE OR REPLACE TEMP TABLE {into} AS
             WITH o AS (SELECT rowid AS rid, row_number() OVER (ORDER BY time, event_id) AS seq
                        FROM {source} WHERE {where})
             SELECT o.seq, {cols} FROM {source} e JOIN o ON e.rowid = o.rid""", params)
-        self.kinds_span = {k: (lo, hi, n) for k, lo, hi, n in con.execute(
-            "SELECT kind, min(time), max(time), count(*) FROM _seg GROUP BY kind").fetchall()}
-        self.kinds = {k: v[2] for k, v in self.kinds_span.items()}
+        return self._segment_ready() if into == "_seg" else 0
+
+    def keep_as_pass(self) -> None:
+        """Keep the current segment, whole, as `_pass`: later segments are cut from it by event time."""
+        self.con.execute("DROP TABLE IF EXISTS _pass")
+        self.con.execute("ALTER TABLE _seg RENAME TO _pass")
+
+    def cut_segment(self, lo: datetime, hi: datetime) -> int:
+        """`_seg` = the events of `_pass` with lo <= time < hi, keeping the pass's `seq`.
+
+        Numbered once per pass rather than per segment: within a segment `seq` still orders the
+        events by (time, event_id), which is all a detector asks of it. A view, not a copy: each
+        derived table reads only the columns it needs, and the time filter skips most row groups.
+        A view takes no parameters, so the bounds go in as literals.
+        """
+        self._drop_other("_seg", "TABLE")
+        a, b = (f"TIMESTAMP '{t.isoformat(sep=' ')}'" for t in (lo, hi))
+        self.con.execute(f"CREATE OR REPLACE TEMP VIEW _seg AS SELECT * FROM _pass WHERE time >= {a} AND time < {b}")
+        return self._segment_ready()
+
+    def _drop_other(self, name: str, kind: str) -> None:
+        """Drop temp object `name` if it is of `kind` (TABLE or VIEW), so the other kind can replace it."""
+        catalog = "duckdb_views() WHERE view_name" if kind == "VIEW" else "duckdb_tables() WHERE table_name"
+        if self.con.execute(f"SELECT count(*) FROM {catalog} = ? AND temporary", [name]).fetchall()[0][0]:
+            self.con.execute(f"DROP {kind} {name}")
+
+    def reuse_segment(self) -> int:
+        """The same events again, for another tier: what was derived from them is built afresh."""
+        return self._segment_ready(recount=False)
+
+    def _segment_ready(self, recount: bool = True) -> int:
+        if recount:
+            self.kinds_span = {k: (lo, hi, n) for k, lo, hi, n in self.con.execute(
+                "SELECT kind, min(time), max(time), count(*) FROM _seg GROUP BY kind").fetchall()}
+            self.kinds = {k: v[2] for k, v in self.kinds_span.items()}
         self._built = set()
         self.counters = []
         return sum(self.kinds.values())
@@ -128,11 +162,18 @@ class RunContext:
         return [e for e in ENTITY_TYPES if e in used]
 
     def _build_ent(self) -> None:
-        # Entity rows of behavioural access events, for every entity type some detector counts.
+        # Entity rows of behavioural access events, for every entity type some detector counts: keys
+        # only (seq, time, etype, ek); the names are looked up for entities never seen before.
         acc = self.need("_acc_b")
-        self.con.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS "
-                         f"{entity_rows_sql(acc, self.used_entity_types(), 'seq, time')}")
-        self.register_entities("_ent")
+        etypes = self.used_entity_types()
+        con = self.con
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ent AS {entity_rows_sql(acc, etypes, 'seq, time', names=False)}")
+        con.execute(f"""INSERT INTO entity_registry
+            SELECT n.ek, n.etype, {ptype_sql('a')}, {value_by_type_sql(etypes, 'n.etype', 'a')}, n.first_seen
+            FROM (SELECT ek, any_value(etype) AS etype, min(seq) AS seq, min(time) AS first_seen FROM _ent
+                  GROUP BY ek) n
+            JOIN {acc} a ON a.seq = n.seq
+            WHERE NOT EXISTS (SELECT 1 FROM entity_registry r WHERE r.ek = n.ek)""")
 
     def register_entities(self, table: str) -> None:
         self.con.execute(f"""INSERT INTO entity_registry
@@ -152,11 +193,13 @@ class RunContext:
             f"SELECT seq, principal_id, '{d}' AS dim, {value_sql(d)} AS value FROM {acc} "
             f"WHERE principal_id IS NOT NULL AND {value_sql(d)} IS NOT NULL" for d in dims)
         con = self.con
+        # One row per (principal, dimension, value): its first event in the segment, and whether the
+        # pair is new. Later events of a pair are never new, and nothing reads them.
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _srcpairs AS
-            SELECT *, seq = first_seq AND NOT EXISTS (SELECT 1 FROM seen_src s WHERE s.h = p.h) AS is_new
-            FROM (SELECT seq, principal_id, dim, value, hash(principal_id, dim, value) AS h,
-                         min(seq) OVER (PARTITION BY principal_id, dim, value) AS first_seq
-                  FROM ({union})) p""")
+            SELECT *, NOT EXISTS (SELECT 1 FROM seen_src s WHERE s.h = p.h) AS is_new
+            FROM (SELECT min(seq) AS seq, principal_id, dim, value, hash(principal_id, dim, value) AS h,
+                         min(seq) AS first_seq
+                  FROM ({union}) GROUP BY principal_id, dim, value) p""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _novelty AS
             WITH firsts AS (
                 SELECT principal_id, min(seq) AS first_seq, hash(principal_id) AS h FROM {acc}

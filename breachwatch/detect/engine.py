@@ -187,6 +187,8 @@ def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_b
                      issuance_since=prog.issuance_since)
     ctx.stats.update(principals_seen=prog.principals_seen, ml_checkpoint=prog.ml_checkpoint,
                      issued_lifetime_max=prog.issued_lifetime_max)
+    # When both tiers take the same batches, the behavioural one starts from the provenance tier's segment.
+    staged = provenance and behaviour and prog.last_batch_id == prog.behaviour_batch_id
     if provenance:
         span = [prog.last_batch_id, hi_batch]
         n = ctx.set_segment("events", "batch_id > ? AND batch_id <= ?", span)
@@ -200,7 +202,7 @@ def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_b
         prog.events_processed += n
         prog.provenance_ran_at = _time.time()
     if behaviour:
-        _behavioural(ctx, prog, hi_batch, backfill, res, on_segment)
+        _behavioural(ctx, prog, hi_batch, backfill, res, on_segment, staged)
     for inc in res.incidents_opened[opened:]:
         enqueue(con, notify, inc, "new")
     for inc in res.incidents_escalated[escalated:]:
@@ -227,22 +229,33 @@ def _behaviour_due(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Prog
 
 
 def _behavioural(ctx: RunContext, prog: Progress, hi_batch: int, backfill: bool, res: DetectResult,
-                 on_segment: Callable[[int], None] | None) -> None:
-    """The counting detectors over everything since their last pass, split at baseline refresh points."""
+                 on_segment: Callable[[int], None] | None, staged: bool = False) -> None:
+    """The counting detectors over everything since their last pass, split at baseline refresh points.
+
+    `staged`: the current segment (`_seg`) already holds exactly these events.
+    """
     con, cfg = ctx.con, ctx.cfg
     span = [prog.behaviour_batch_id, hi_batch]
-    lo, hi = con.execute("SELECT min(time), max(time) FROM events WHERE batch_id > ? AND batch_id <= ?",
-                         span).fetchall()[0]
+    if staged:
+        lo = min((v[0] for v in ctx.kinds_span.values()), default=None)
+        hi = max((v[1] for v in ctx.kinds_span.values()), default=None)
+    else:
+        lo, hi = con.execute("SELECT min(time), max(time) FROM events WHERE batch_id > ? AND batch_id <= ?",
+                             span).fetchall()[0]
     if lo is not None:
         edges = [] if backfill else _boundaries(lo, hi, prog.baseline_at, cfg.engine["baseline_refresh"])
         if edges:
-            # Several segments: stage the events once instead of scanning the store per segment.
-            con.execute("CREATE OR REPLACE TEMP TABLE _new AS SELECT * FROM events "
-                        "WHERE batch_id > ? AND batch_id <= ?", span)
+            # Several segments: number the pass's events once, then cut each segment out by event time.
+            if staged:
+                ctx.keep_as_pass()
+            else:
+                ctx.set_segment("events", "batch_id > ? AND batch_id <= ?", span, into="_pass")
         cuts = [lo, *edges, hi + timedelta(microseconds=1)]
         for a, b in zip(cuts, cuts[1:]):
             if edges:
-                n = ctx.set_segment("_new", "time >= ? AND time < ?", [a, b])
+                n = ctx.cut_segment(a, b)
+            elif staged:
+                n = ctx.reuse_segment()
             else:
                 n = ctx.set_segment("events", "batch_id > ? AND batch_id <= ?", span)
             if n:

@@ -49,14 +49,23 @@ def ek_sql(etype: str, ptype: str, value: str) -> str:
 
 
 def entity_rows_sql(source: str, etypes: list[str] | tuple[str, ...], columns: str = "seq",
-                    where: str = "TRUE") -> str:
+                    where: str = "TRUE", names: bool = True) -> str:
     """One row per (event, entity type) with a non-null value: columns, etype, ptype, entity, ek.
 
-    `source` is a table or subquery of events; `columns` are carried through.
+    `source` is a table or subquery of events; `columns` are carried through. With `names=False`
+    the rows leave out ptype and entity (columns, etype, ek): cheaper to keep for many events, and
+    `value_by_type_sql` recovers them for the few rows that need them.
     """
     parts = []
     for et in etypes:
         v = value_sql(et)
-        parts.append(f"SELECT {columns}, '{et}' AS etype, {ptype_sql()} AS ptype, {v} AS entity, "
+        named = f"{ptype_sql()} AS ptype, {v} AS entity, " if names else ""
+        parts.append(f"SELECT {columns}, '{et}' AS etype, {named}"
                      f"{ek_sql(et, ptype_sql(), v)} AS ek FROM {source} WHERE ({where}) AND {v} IS NOT NULL")
     return "\nUNION ALL\n".join(parts)
+
+
+def value_by_type_sql(etypes: list[str] | tuple[str, ...], etype_col: str, alias: str) -> str:
+    """The entity value of event `alias` for the entity type named in column `etype_col`."""
+    whens = " ".join(f"WHEN '{et}' THEN {value_sql(et, alias)}" for et in etypes)
+    return f"CASE {etype_col} {whens} END"

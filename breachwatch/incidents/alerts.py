@@ -82,25 +82,28 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
     now = now_utc()
     gap = float(cfg.engine["merge_gap"])
     latest = _latest(con, candidates)
+    live = suppression.any_live(con)
     updates: dict[str, list] = {}
     mapping: list[tuple[str, str, str]] = []
+    inserts: list[list] = []   # new alerts, stored together after the loop (nothing in it reads them back)
+    tracks: list[list] = []
     for cand in sorted(candidates, key=lambda c: (c.detected_at, c.detector, c.dedup_key)):
         key = (cand.detector, cand.dedup_key)
         a = latest.get(key)
         if a is not None and _is_live(a, cand, gap):
             alert_id, was = a["alert_id"], a["status"]
-            _update(con, cfg, cand, a, updates, out)
+            _update(con, cfg, cand, a, updates, out, live)
             if not cand.attach_on_update and was != "held":
                 continue  # a crowd's alert keeps the events of its first crossing only
         else:
             generation = a["generation"] + 1 if a is not None else 1
             alert_id = _alert_id(cand.detector, cand.dedup_key, generation)
-            status, sup = _status(con, cfg, cand)
-            con.execute("""INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)""",
-                        [alert_id, cand.detector, cand.rule, cand.dedup_key, generation, cand.severity, status,
-                         cand.etype, cand.ptype, cand.entity, cand.first_seen, cand.detected_at, cand.last_seen,
-                         orjson.dumps(cand.metrics, default=str).decode(), cand.evidence_text(),
-                         orjson.dumps(cand.entity_lists()).decode(), cand.links, [], sup, cand.held_reason, now, now])
+            status, sup = _status(con, cfg, cand, live)
+            inserts.append([alert_id, cand.detector, cand.rule, cand.dedup_key, generation, cand.severity, status,
+                            cand.etype, cand.ptype, cand.entity, cand.first_seen, cand.detected_at, cand.last_seen,
+                            orjson.dumps(cand.metrics, default=str).decode(), cand.evidence_text(),
+                            orjson.dumps(cand.entity_lists()).decode(), cand.links, [], sup, cand.held_reason, now,
+                            now])
             latest[key] = {"alert_id": alert_id, "generation": generation, "status": status,
                            "last_seen": cand.last_seen, "severity": cand.severity, "incident_id": None,
                            "inc_status": None, "inc_last": None}
@@ -108,9 +111,10 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
             out.by_status[status] = out.by_status.get(status, 0) + 1
             if status == "raised":
                 out.raised.append(alert_id)
-            if cand.track_eks:
-                con.executemany("INSERT INTO alert_tracks VALUES (?, ?)", [[alert_id, ek] for ek in cand.track_eks])
+            tracks += [[alert_id, ek] for ek in cand.track_eks]
         mapping.append((cand.detector, cand.dedup_key, alert_id))
+    _insert_rows(con, "alerts", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)", inserts)
+    _insert_rows(con, "alert_tracks", "(?, ?::UBIGINT)", tracks)
     _apply_updates(con, updates, now)
     con.execute("CREATE OR REPLACE TEMP TABLE _cand_map (detector VARCHAR, dedup_key VARCHAR, alert_id VARCHAR)")
     if mapping:
@@ -123,25 +127,34 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
     return out
 
 
-def _status(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, cand: AlertCandidate) -> tuple[str, str | None]:
+def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, row: str, rows: list[list], chunk: int = 200) -> None:
+    """Insert `rows` (each matching the VALUES template `row`) in a few statements rather than one each."""
+    for i in range(0, len(rows), chunk):
+        part = rows[i:i + chunk]
+        con.execute(f"INSERT INTO {table} VALUES {', '.join(row for _ in part)}", [x for r in part for x in r])
+
+
+def _status(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, cand: AlertCandidate,
+            live: bool = True) -> tuple[str, str | None]:
+    """The new alert's status; `live`: whether any suppression is live at all (else none can match)."""
     if cand.finding:
         return "finding", None
     if cfg.detectors[cand.detector]["mode"] == "shadow":
         return "shadow", None
     if cand.held_reason:
         return "held", None
-    sup = suppression.match(con, cand.detector, cand.etype, cand.entity)
+    sup = suppression.match(con, cand.detector, cand.etype, cand.entity) if live else None
     if sup:
         return "suppressed", sup
     return "raised", None
 
 
 def _update(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, cand: AlertCandidate, a: dict,
-            updates: dict[str, list], out: AlertOutcome) -> None:
+            updates: dict[str, list], out: AlertOutcome, live: bool = True) -> None:
     """Fold a continuing candidate into its live alert (applied in one statement by _apply_updates)."""
     # A held alert is raised once its feed answers; a suppressed one once its suppression is lifted or expired.
     promote = (a["status"] == "held" and not cand.held_reason) or (
-        a["status"] == "suppressed" and _status(con, cfg, cand)[0] == "raised")
+        a["status"] == "suppressed" and _status(con, cfg, cand, live)[0] == "raised")
     u = updates.get(a["alert_id"])
     severity = max(a["severity"], cand.severity, *(u[6:7] if u else []), key=_rank)
     metrics = orjson.dumps(cand.metrics, default=str).decode()

@@ -26,6 +26,7 @@ escalation the notifier reports.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 import duckdb
 import orjson
@@ -99,14 +100,15 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
     # An alert can only match incident entities named by its links: read those rows once, for all the
     # alerts, instead of scanning every incident's entities per alert; rows added below go to both.
     wanted = sorted({pair for p in plans for pair in p[-1]})
-    with arrow_views(con, _links_in=pa.table({"etype": pa.array([t for t, _ in wanted], pa.string()),
-                                              "value": pa.array([v for _, v in wanted], pa.string())})):
-        con.execute("CREATE OR REPLACE TEMP TABLE _ie_cand AS SELECT e.* FROM incident_entities e "
-                    "SEMI JOIN _links_in l ON l.etype = e.etype AND l.value = e.value")
+    cands = _Candidates.load(con, wanted)
+    sharing = _Overlaps.stage(con, raised)
+    # Each alert's incident, stored for all of them after the loop (nothing in it reads them back;
+    # a fold redirects the ones already given).
+    given: dict[str, str] = {}
     for alert_id, detector, etype, ptype, entity, first, last, detected, linking, links in plans:
         # A crowd's window reaches back over unrelated activity: overlap counts from its crossing.
-        found = _find(con, links, ptype, first if linking else detected, last, gap, bool(linking))
-        found += [i for i in _sharing_events(con, alert_id, bool(linking)) if i not in found]
+        found = cands.find(links, ptype, first if linking else detected, last, gap, bool(linking))
+        found += [i for i in sharing.incidents(alert_id, bool(linking)) if i not in found]
         found.sort(key=_seq)
         if not found:
             inc, seq = _next_id(con)
@@ -116,57 +118,128 @@ def assign(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, raised: list[str],
             con.execute("INSERT INTO incident_log VALUES (?, ?, 'opened', 'breachwatch', ?)",
                         [inc, now, f"opened by {detector} alert {alert_id}"])
             out.opened.append(inc)
+            cands.incidents[inc] = [seq, first, last, "open"]
         else:
             inc = found[0]
             if linking:
                 for other in found[1:]:
                     _fold(con, other, inc, f"{detector} alert {alert_id}", out)
+                    sharing.folded(other, inc)
+                    cands.folded(con, other, inc)
+                    given.update({a: inc for a, i in given.items() if i == other})
             if inc not in out.opened and inc not in out.updated:
                 out.updated.append(inc)
         if inc not in out.realerted:
             out.realerted.append(inc)
-        con.execute("UPDATE alerts SET incident_id = ? WHERE alert_id = ?", [inc, alert_id])
-        if etype and entity and not con.execute(
-                "SELECT count(*) FROM _ie_cand WHERE incident_id = ? AND etype = ? AND value = ? AND lead "
-                "AND ptype IS NOT DISTINCT FROM ?", [inc, etype, entity, ptype]).fetchall()[0][0]:
-            for table in ("incident_entities", "_ie_cand"):
-                con.execute(f"INSERT INTO {table} VALUES (?, ?, ?, TRUE, ?, TRUE)", [inc, etype, entity, ptype])
+        given[alert_id] = inc
+        sharing.assigned(alert_id, inc)
+        cands.know(con, inc)
+        if etype and entity and not cands.has_lead(inc, etype, entity, ptype):
+            con.execute("INSERT INTO incident_entities VALUES (?, ?, ?, TRUE, ?, TRUE)", [inc, etype, entity, ptype])
+            cands.add(inc, etype, entity, True, ptype, True)
         # The alert's own tokens and IPs count for the alerts after it in this run already (absorb_run
         # records them in the store at the end of the segment).
-        seen = links[1:]
-        if seen:
-            con.execute(f"INSERT INTO _ie_cand VALUES {', '.join('(?, ?, ?, FALSE, NULL, ?)' for _ in seen)}",
-                        [x for t, v in seen for x in (inc, t, v, bool(linking))])
+        for t, v in links[1:]:
+            cands.add(inc, t, v, False, None, bool(linking))
+    if given:
+        con.execute(f"""UPDATE alerts SET incident_id = g.inc
+            FROM (VALUES {", ".join("(?, ?)" for _ in given)}) g(alert_id, inc) WHERE alerts.alert_id = g.alert_id""",
+                    [x for kv in given.items() for x in kv])
 
 
 def _seq(incident_id: str) -> int:
     return int(incident_id.rsplit("-", 1)[1])
 
 
-def _sharing_events(con: duckdb.DuckDBPyConnection, alert_id: str, focused: bool) -> list[str]:
-    """Open incidents holding events this alert counted, most shared first.
+@dataclass
+class _Overlaps:
+    """Which incidents hold events that each alert of a run counted too, as the run's alerts are assigned.
 
-    For an alert about one actor, any request it shares with an incident's one-actor alerts; for a
-    crowd's alert, incidents holding at least half of its events (that actor made the crowd cross).
+    Staged once per run: for each alert, its events grouped by the set of other alerts that counted
+    them as well (this run, `_run_links`, or earlier, `alert_events`), among the alerts that can be
+    in an open incident while the run's alerts are assigned: the run's own and those already in one.
+    Which incident each of those alerts is in is then followed here as alerts are assigned and
+    incidents folded (nothing else moves an alert), so each alert's answer costs no query.
     """
-    rows = con.execute("""
-        WITH mine AS (SELECT DISTINCT event_id, time FROM _run_links WHERE alert_id = $1),
-        span AS (SELECT min(time) AS lo, max(time) AS hi, count(*) AS n FROM mine),
-        other AS (
-            SELECT r.alert_id, r.event_id FROM _run_links r SEMI JOIN mine m ON m.event_id = r.event_id
-            WHERE r.alert_id <> $1
-            UNION
-            SELECT e.alert_id, e.event_id FROM alert_events e, span
-            SEMI JOIN mine m ON m.event_id = e.event_id
-            WHERE e.time BETWEEN span.lo AND span.hi AND e.alert_id <> $1)
-        SELECT a.incident_id, count(DISTINCT o.event_id) AS shared, any_value(span.n) AS n
-        FROM other o JOIN alerts a ON a.alert_id = o.alert_id, span
-        WHERE a.incident_id IS NOT NULL AND (a.links OR NOT $2)
-          AND a.incident_id IN (SELECT incident_id FROM incidents WHERE status IN ('open', 'acknowledged'))
-        GROUP BY a.incident_id ORDER BY shared DESC""", [alert_id, focused]).fetchall()
-    if focused:
-        return [r[0] for r in rows]
-    return [r[0] for r in rows if r[1] * 2 >= r[2]][:1]
+    groups: dict[str, list[tuple[tuple[str, ...], int]]] = field(default_factory=dict)  # alert -> (others, events)
+    counted: dict[str, int] = field(default_factory=dict)      # alert -> its events (with their link times)
+    incident: dict[str, str | None] = field(default_factory=dict)  # other alert -> its open incident now
+    links: dict[str, bool | None] = field(default_factory=dict)    # other alert -> alerts.links
+
+    @classmethod
+    def stage(cls, con: duckdb.DuckDBPyConnection, alert_ids: list[str]) -> "_Overlaps":
+        out = cls()
+        with arrow_views(con, _ie_raised=pa.table({"alert_id": pa.array(alert_ids, pa.string())})):
+            con.execute("""CREATE OR REPLACE TEMP TABLE _ie_mine AS
+                SELECT DISTINCT r.alert_id AS mine, r.event_id, r.time FROM _run_links r
+                SEMI JOIN _ie_raised x ON x.alert_id = r.alert_id""")
+            lo, hi = con.execute("SELECT min(time), max(time) FROM _ie_mine").fetchall()[0]
+            if lo is None:
+                return out
+            # Each event's links to the alerts that may matter: this run's (time NULL) and stored ones,
+            # these read only over the span of the events' times (constants: the scan skips the rest).
+            con.execute("""CREATE OR REPLACE TEMP TABLE _ie_sig AS
+                WITH others AS (
+                    SELECT alert_id FROM _ie_raised
+                    UNION
+                    SELECT a.alert_id FROM alerts a JOIN incidents i ON i.incident_id = a.incident_id
+                    WHERE i.status IN ('open', 'acknowledged')),
+                evs AS (SELECT DISTINCT event_id FROM _ie_mine)
+                SELECT event_id, list_sort(list_distinct(list({'other': other, 'time': time}))) AS linked FROM (
+                    SELECT r.event_id, r.alert_id AS other, NULL::TIMESTAMP AS time FROM _run_links r
+                    SEMI JOIN evs v ON v.event_id = r.event_id SEMI JOIN others o ON o.alert_id = r.alert_id
+                    UNION ALL
+                    SELECT e.event_id, e.alert_id, e.time FROM alert_events e
+                    SEMI JOIN evs v ON v.event_id = e.event_id SEMI JOIN others o ON o.alert_id = e.alert_id
+                    WHERE e.time >= ?::TIMESTAMP AND e.time <= ?::TIMESTAMP)
+                GROUP BY event_id""", [lo, hi])
+        spans = {m: (n, a, b) for m, n, a, b in con.execute(
+            "SELECT mine, count(*), min(time), max(time) FROM _ie_mine GROUP BY mine").fetchall()}
+        # Events linked alike are counted together: one row per alert and kind of linking.
+        rows = con.execute("""SELECT m.mine, s.linked, count(*) FROM (SELECT DISTINCT mine, event_id FROM _ie_mine) m
+            JOIN _ie_sig s ON s.event_id = m.event_id GROUP BY m.mine, s.linked""").fetchall()
+        for mine, linked, n in rows:
+            _, a, b = spans[mine]
+            # A stored link counts within the span of the alert's own event times, as it always did.
+            others = tuple(sorted({x["other"] for x in linked if x["other"] != mine
+                                   and (x["time"] is None or a <= x["time"] <= b)}))
+            if others:
+                out.groups.setdefault(mine, []).append((others, n))
+        out.counted = {m: v[0] for m, v in spans.items() if m in out.groups}
+        others = sorted({o for groups in out.groups.values() for g, _ in groups for o in g})
+        with arrow_views(con, _ie_others=pa.table({"alert_id": pa.array(others, pa.string())})):
+            for alert_id, inc, links in con.execute("""
+                    SELECT a.alert_id, CASE WHEN i.status IN ('open', 'acknowledged') THEN a.incident_id END, a.links
+                    FROM alerts a SEMI JOIN _ie_others o ON o.alert_id = a.alert_id
+                    LEFT JOIN incidents i ON i.incident_id = a.incident_id""").fetchall():
+                out.incident[alert_id] = inc
+                out.links[alert_id] = links
+        return out
+
+    def assigned(self, alert_id: str, incident_id: str) -> None:
+        if alert_id in self.incident:
+            self.incident[alert_id] = incident_id
+
+    def folded(self, src: str, dst: str) -> None:
+        for alert_id, inc in self.incident.items():
+            if inc == src:
+                self.incident[alert_id] = dst
+
+    def incidents(self, alert_id: str, focused: bool) -> list[str]:
+        """Open incidents holding events this alert counted, most shared first.
+
+        For an alert about one actor, any request it shares with an incident's one-actor alerts; for
+        a crowd's alert, the incident holding at least half of its events (that actor made the crowd
+        cross).
+        """
+        shared: dict[str, int] = {}
+        for others, n in self.groups.get(alert_id, []):
+            for inc in {self.incident.get(o) for o in others if self.links.get(o) or not focused} - {None}:
+                shared[inc] = shared.get(inc, 0) + n
+        ranked = sorted(shared.items(), key=lambda kv: (-kv[1], kv[0]))
+        if focused:
+            return [inc for inc, _ in ranked]
+        return [inc for inc, n in ranked if n * 2 >= self.counted[alert_id]][:1]
 
 
 def _fold(con: duckdb.DuckDBPyConnection, src: str, dst: str, why: str, out: MergeOutcome) -> None:
@@ -191,7 +264,6 @@ def _fold(con: duckdb.DuckDBPyConnection, src: str, dst: str, why: str, out: Mer
               AND d.ptype IS NOT DISTINCT FROM s.ptype)""", [dst, src, dst])
     for table in ("incident_subjects", "incident_fields", "incident_entities"):
         con.execute(f"DELETE FROM {table} WHERE incident_id = ?", [src])
-    con.execute("UPDATE _ie_cand SET incident_id = ? WHERE incident_id = ?", [dst, src])
     (s_sev,) = con.execute("SELECT severity FROM incidents WHERE incident_id = ?", [src]).fetchall()[0]
     con.execute("""UPDATE incidents SET first_seen = least(incidents.first_seen, s.first_seen),
             last_seen = greatest(incidents.last_seen, s.last_seen),
@@ -227,37 +299,90 @@ def _links(etype: str | None, entity: str | None, ents: dict[str, list[str]]) ->
     return links
 
 
-def _find(con: duckdb.DuckDBPyConnection, links: list[tuple[str, str]], ptype: str | None, first, last,
-          gap: int, focused: bool) -> list[str]:
-    """The open incidents these links match, oldest first (within `_ie_cand`, the rows they can match)."""
-    if not links:
-        return []
-    values = ", ".join("(?, ?, ?)" for _ in links)
-    # The first pair is the alert's own lead entity; the rest come from its (one actor's) events.
-    params = [x for i, pair in enumerate(links) for x in (*pair, i == 0)]
-    # A broad entity (a key, a country) links only lead to lead, for the same kind of traffic. Other
-    # entities (IPs, tokens) link to those seen in the events of one actor, never to a crowd's, and
-    # it takes two of them: one shared address can be a coincidence of proxy pools. Within merge_gap
-    # only, except a one-actor alert about the same identity (IDENTITY) in the same kind of traffic:
-    # that is the incident's own actor back, however long it paused (a test phase, then the campaign).
-    rows = con.execute(f"""
-        SELECT i.incident_id FROM incidents i
-        JOIN _ie_cand e ON e.incident_id = i.incident_id
-        JOIN (VALUES {values}) l(etype, value, is_lead) ON l.etype = e.etype AND l.value = e.value
-        CROSS JOIN (SELECT ?::TIMESTAMP AS lo, ?::TIMESTAMP AS hi, ?::VARCHAR AS ptype, ?::BOOLEAN AS focused) a
-        WHERE i.status IN ('open', 'acknowledged')
-          AND CASE WHEN e.etype IN ({", ".join(f"'{b}'" for b in BROAD)})
-                   THEN e.lead AND l.is_lead AND e.ptype IS NOT DISTINCT FROM a.ptype
-                   ELSE e.linkable END
-        GROUP BY i.incident_id, i.seq
-        HAVING bool_or(e.lead AND l.is_lead AND (
-                   (i.first_seen <= a.hi + INTERVAL {gap} SECOND AND i.last_seen >= a.lo - INTERVAL {gap} SECOND)
-                   OR (a.focused AND e.etype IN ({", ".join(f"'{t}'" for t in IDENTITY)})
-                       AND e.ptype IS NOT DISTINCT FROM a.ptype)))
-            OR (any_value(i.first_seen <= a.hi + INTERVAL {gap} SECOND AND i.last_seen >= a.lo - INTERVAL {gap} SECOND)
-                AND count(DISTINCT (e.etype, e.value)) >= 2)
-        ORDER BY i.seq""", [*params, first, last, ptype, focused]).fetchall()
-    return [r[0] for r in rows]
+@dataclass
+class _Candidates:
+    """The incident entities a run's alerts can match (those their links name) and the open incidents
+    holding them, kept in step as the alerts are assigned, so that matching an alert costs no query.
+
+    `rows`: (etype, value) -> [incident_id, lead, ptype, linkable] rows of incident_entities, plus
+    those the run adds; `incidents`: incident_id -> [seq, first_seen, last_seen, status].
+    """
+    rows: dict[tuple[str, str], list[list]] = field(default_factory=dict)
+    incidents: dict[str, list] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, con: duckdb.DuckDBPyConnection, wanted: list[tuple[str, str]]) -> "_Candidates":
+        out = cls()
+        with arrow_views(con, _links_in=pa.table({"etype": pa.array([t for t, _ in wanted], pa.string()),
+                                                  "value": pa.array([v for _, v in wanted], pa.string())})):
+            for inc, etype, value, lead, ptype, linkable in con.execute(
+                    "SELECT e.incident_id, e.etype, e.value, e.lead, e.ptype, e.linkable FROM incident_entities e "
+                    "SEMI JOIN _links_in l ON l.etype = e.etype AND l.value = e.value").fetchall():
+                out.add(inc, etype, value, lead, ptype, linkable)
+        ids = sorted({r[0] for rows in out.rows.values() for r in rows})
+        with arrow_views(con, _ie_ids=pa.table({"incident_id": pa.array(ids, pa.string())})):
+            for inc, *info in con.execute("SELECT incident_id, seq, first_seen, last_seen, status FROM incidents "
+                                          "SEMI JOIN _ie_ids USING (incident_id)").fetchall():
+                out.incidents[inc] = info
+        return out
+
+    def add(self, inc: str, etype: str, value: str, lead: bool, ptype: str | None, linkable: bool | None) -> None:
+        self.rows.setdefault((etype, value), []).append([inc, lead, ptype, linkable])
+
+    def has_lead(self, inc: str, etype: str, value: str, ptype: str | None) -> bool:
+        return any(r[0] == inc and r[1] and r[2] == ptype for r in self.rows.get((etype, value), []))
+
+    def know(self, con: duckdb.DuckDBPyConnection, inc: str, reread: bool = False) -> None:
+        """Read incident `inc`'s header if it is not known yet (or again: `reread`)."""
+        if reread or inc not in self.incidents:
+            for i, *info in con.execute("SELECT incident_id, seq, first_seen, last_seen, status FROM incidents "
+                                        "WHERE incident_id = ?", [inc]).fetchall():
+                self.incidents[i] = info
+
+    def folded(self, con: duckdb.DuckDBPyConnection, src: str, dst: str) -> None:
+        """`src` was folded into `dst` (in the store): its rows are dst's, and dst's times are re-read."""
+        for rows in self.rows.values():
+            for r in rows:
+                if r[0] == src:
+                    r[0] = dst
+        self.incidents.pop(src, None)
+        self.know(con, dst, reread=True)
+
+    def find(self, links: list[tuple[str, str]], ptype: str | None, lo, hi, gap: int, focused: bool) -> list[str]:
+        """The open incidents these links match, oldest first.
+
+        The first link is the alert's own lead entity; the rest come from its (one actor's) events.
+        A broad entity (a key, a country) links only lead to lead, for the same kind of traffic. Other
+        entities (IPs, tokens) link to those seen in the events of one actor, never to a crowd's, and
+        it takes two of them: one shared address can be a coincidence of proxy pools. Within merge_gap
+        only, except a one-actor alert about the same identity (IDENTITY) in the same kind of traffic:
+        that is the incident's own actor back, however long it paused (a test phase, then the campaign).
+        """
+        span = timedelta(seconds=gap)
+
+        def overlaps(info: list) -> bool:
+            first_seen, last_seen = info[1], info[2]
+            if None in (first_seen, last_seen, lo, hi):
+                return False
+            return first_seen <= hi + span and last_seen >= lo - span
+
+        lead_match: dict[str, bool] = {}
+        pairs: dict[str, set] = {}
+        for i, (etype, value) in enumerate(links):
+            is_lead = i == 0
+            for inc, lead, eptype, linkable in self.rows.get((etype, value), []):
+                info = self.incidents.get(inc)
+                if info is None or info[3] not in ("open", "acknowledged"):
+                    continue
+                if not (lead and is_lead and eptype == ptype if etype in BROAD else linkable):
+                    continue
+                hit = bool(lead and is_lead and (overlaps(info) or (focused and etype in IDENTITY
+                                                                    and eptype == ptype)))
+                lead_match[inc] = lead_match.get(inc, False) or hit
+                pairs.setdefault(inc, set()).add((etype, value))
+        found = [inc for inc in lead_match
+                 if lead_match[inc] or (overlaps(self.incidents[inc]) and len(pairs[inc]) >= 2)]
+        return sorted(found, key=lambda inc: self.incidents[inc][0])
 
 
 def absorb_run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, out: MergeOutcome) -> None:

@@ -25,6 +25,12 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+def any_live(con: duckdb.DuckDBPyConnection) -> bool:
+    """Is any suppression live now? (Most stores have none: then no alert needs matching.)"""
+    return bool(con.execute("SELECT count(*) FROM suppressions WHERE revoked_at IS NULL AND expires_at > ?",
+                            [now_utc()]).fetchall()[0][0])
+
+
 def match(con: duckdb.DuckDBPyConnection, detector: str, etype: str | None, entity: str | None) -> str | None:
     """The id of a live suppression covering this detector on this entity, if any."""
     if etype is None or entity is None:

@@ -204,17 +204,28 @@ def learn(con, cfg, since: datetime, until: datetime) -> None:
     if not d["enabled"]:
         return
     window, step = int(d["window"]), int(d["step"])
+    least = int(d["min_requests"])
     sums = ", ".join(f"sum({k}) OVER w AS {k}" for k in _SUMS)
+    history = "bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect x WHERE x.ek = s.ek)"
+    # Most entities never make `min_requests` in any window, and only the vectors that do are
+    # sampled: the trailing windows are summed for the others alone. A window is shorter than
+    # `window`, so it lies within two consecutive `window`-long blocks; an entity whose two busiest
+    # neighbouring blocks stay under the bar has no window that reaches it.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _ml_busy AS
+        SELECT ek FROM (
+            SELECT ek, n + coalesce(lead(n) OVER (PARTITION BY ek ORDER BY blk), 0) AS pair FROM (
+                SELECT ek, time_bucket(INTERVAL {max(window, 1)} SECOND, bucket) AS blk, sum(requests) AS n
+                FROM entity_steps s WHERE {history} GROUP BY ALL))
+        GROUP BY ek HAVING max(pair) >= {least}""", [since, until])
     con.execute(f"""INSERT INTO ml_training
         SELECT etype, v FROM (
             SELECT r.etype, {_vector_sql('x')} AS v,
                    row_number() OVER (PARTITION BY r.etype ORDER BY hash(x.ek, x.bucket)) AS rn
             FROM (SELECT ek, bucket, {sums} FROM (
                       SELECT ek, bucket, {", ".join(f"sum({k}) AS {k}" for k in _SUMS)} FROM entity_steps s
-                      WHERE bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect x WHERE x.ek = s.ek)
-                      GROUP BY ek, bucket)
+                      SEMI JOIN _ml_busy b ON b.ek = s.ek WHERE {history} GROUP BY ek, bucket)
                   WINDOW w AS (PARTITION BY ek ORDER BY bucket
                                RANGE BETWEEN INTERVAL {window - step} SECOND PRECEDING AND CURRENT ROW)) x
             JOIN entity_registry r ON r.ek = x.ek
-            WHERE x.requests >= {int(d['min_requests'])})
+            WHERE x.requests >= {least})
         WHERE rn <= {int(d['max_training_rows'])}""", [since, until])
