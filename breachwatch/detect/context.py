@@ -150,7 +150,7 @@ class RunContext:
         self.need("_acc")
         self.con.execute("""CREATE OR REPLACE TEMP TABLE _subj AS
             SELECT seq, event_id, time, principal_id, principal_type, status, token_id, src_ip, reason_ref,
-                   unnest(subject_ids) AS subject
+                   unnest(subject_ids) AS subject, generate_subscripts(subject_ids, 1) AS pos
             FROM _acc WHERE subject_ids IS NOT NULL AND len(subject_ids) > 0""")
 
     def used_entity_types(self) -> list[str]:

@@ -82,7 +82,8 @@ def first_new(con: duckdb.DuckDBPyConnection, *, metric: str, pairs: str, key: s
     `pairs` (a table or a parenthesised query) has ek, seq, time and the `key` column; `extra` lists
     more columns to carry (taken at the first row).
     """
-    carry = "".join(f", arg_min({c}, seq) AS {c}" for c in extra.split(",") if c.strip())
+    # Ties on seq (one request holding the key twice) are broken by the value itself, so reruns agree.
+    carry = "".join(f", arg_min({c}, (seq, {c})) AS {c}" for c in (x.strip() for x in extra.split(",")) if c)
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
         SELECT * FROM (
             SELECT ek, {key}, min(seq) AS seq, min(time) AS time, hash(ek, {key}) AS h {carry}

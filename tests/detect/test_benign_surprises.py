@@ -34,9 +34,9 @@ SALE_TAIL = timedelta(hours=12)
 # Alert entity types and the truth `entities` key that names the same kind of thing.
 ENTITY_KEYS = {"principal": "principals", "ip": "ips", "asn": "asns", "country": "countries",
                "fingerprint": "fingerprints", "user_agent": "user_agents"}
-# Surprises the detectors still turned into incidents in this world when the test was written. Their tests are
-# marked xfail, not strict: detectors are being tuned and the batch job's walk sits near its alert level, so a
-# strict mark would flip with every change. Remove an entry once its detector is fixed: its test then guards it.
+# Surprises the detectors still turn into incidents in this world (the whole world stays within the drill's
+# bar, which the first test requires). Their tests are strict xfails: once a detector is fixed the test
+# reports XPASS as a failure, so the entry must be removed and the test then guards the fix.
 KNOWN = {
     "sale_day": "ml_outlier flags the sellers' ASN (AS16509) in the sale's hours: they look up the day's buyers, "
                 "~80 % of them people they never read before (in smaller worlds also customer ASNs at night)",
@@ -97,7 +97,6 @@ def _explain(incidents: list[dict], surprises: list[dict]) -> str:
     return "\n".join(lines)
 
 
-@pytest.mark.xfail(bool(KNOWN), strict=False, reason="; ".join(f"{k}: {v}" for k, v in KNOWN.items()))
 def test_benign_days_stay_within_the_drill_bar(detected):
     con, truth, incidents = detected
     scored = score(con, truth)
@@ -107,7 +106,7 @@ def test_benign_days_stay_within_the_drill_bar(detected):
                                        + _explain(incidents, truth["benign_surprises"]))
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=False, reason=KNOWN[n]))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[n]))
                                   if n in KNOWN else n for n in SURPRISE_NAMES])
 def test_no_incident_comes_from_the_surprise(detected, name):
     con, truth, incidents = detected

@@ -80,22 +80,24 @@ def run(ctx: RunContext) -> None:
     ctx.need("_novelty")
     etypes = ", ".join(f"'{e}'" for e in d["entities"])
     min_novel = ctx.cfg.detectors["novel_source"]["min_novel_dimensions"]
-    pairs = f"""(SELECT e.ek, e.etype, e.seq, e.time, s.subject, s.status, s.reason_ref, s.principal_type
+    pairs = f"""(SELECT e.ek, e.etype, e.seq, e.time, s.subject, s.pos, s.status, s.reason_ref, s.principal_type
         FROM _ent e JOIN _subj s ON s.seq = e.seq JOIN _novelty n ON n.seq = e.seq
         WHERE e.etype IN ({etypes})
           AND NOT (e.etype = 'principal' AND s.subject = s.principal_id)
           AND NOT (s.subject = s.principal_id AND n.has_history AND n.novel_dims < {min_novel})
           AND NOT {allowlist_sql(d['allowlist'], 's')})"""
     first_new(con, metric="subj", pairs=pairs, key="subject", out="_en_first",
-              extra="etype, status, reason_ref, principal_type")
+              extra="etype, status, reason_ref, principal_type, pos")
     ctx.stats["en_first"] = True
     stride = int(d["walk_max_stride"])
-    # A walk step is a first touch whose id is close to the entity's previous numeric first touch.
+    # A walk step is a first touch whose id is close to the entity's previous numeric first touch. The ids
+    # one request reads share its (time, seq): they follow in the order the request listed them (`pos`), so
+    # the same input always gives the same steps.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _en_steps AS
-        WITH nums AS (SELECT ek, etype, time, seq, principal_type, try_cast(subject AS HUGEINT) AS num
+        WITH nums AS (SELECT ek, etype, time, seq, pos, principal_type, try_cast(subject AS HUGEINT) AS num
                       FROM _en_first WHERE try_cast(subject AS HUGEINT) IS NOT NULL)
         SELECT ek, etype, time, seq, principal_type FROM (
-            SELECT n.*, coalesce(lag(n.num) OVER (PARTITION BY n.ek ORDER BY n.time, n.seq), l.num) AS prev
+            SELECT n.*, coalesce(lag(n.num) OVER (PARTITION BY n.ek ORDER BY n.time, n.seq, n.pos), l.num) AS prev
             FROM nums n LEFT JOIN walk_last l ON l.ek = n.ek)
         WHERE prev IS NOT NULL AND abs(num - prev) BETWEEN 1 AND {stride}""")
     # A registered batch job's steps are counted apart, per principal, as a finding (module docstring).
@@ -116,7 +118,7 @@ def run(ctx: RunContext) -> None:
         (_counter(d, "walk"), walk),
         *batch_pair)
     con.execute("""CREATE OR REPLACE TEMP TABLE _en_last AS
-        SELECT ek, arg_max(try_cast(subject AS HUGEINT), (time, seq)) AS num FROM _en_first
+        SELECT ek, arg_max(try_cast(subject AS HUGEINT), (time, seq, pos)) AS num FROM _en_first
         WHERE try_cast(subject AS HUGEINT) IS NOT NULL GROUP BY ek""")
     con.execute("DELETE FROM walk_last WHERE ek IN (SELECT ek FROM _en_last)")
     con.execute("INSERT INTO walk_last SELECT * FROM _en_last")
