@@ -62,6 +62,7 @@ def file_rate(lines: list[bytes], tmp: Path) -> float:
 def http_run(url: str, key: str, lines: list[bytes], batch: int, clients: int, seconds: float) -> dict:
     batches = [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
     latencies: list[float] = []
+    errors: list[str] = []
     sent = [0]
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -82,7 +83,10 @@ def http_run(url: str, key: str, lines: list[bytes], batch: int, clients: int, s
                 if r.status_code == 429:
                     time.sleep(float(r.headers.get("retry-after", "1")))
                     continue
-                r.raise_for_status()
+                if r.status_code != 202:  # counted and shown, never silently dropped with its thread
+                    with lock:
+                        errors.append(f"{r.status_code} {r.text[:300]}")
+                    continue
                 with lock:
                     latencies.append(dt)
                     sent[0] += r.json()["records"]
@@ -99,7 +103,8 @@ def http_run(url: str, key: str, lines: list[bytes], batch: int, clients: int, s
     def q(p: float) -> float:
         return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
     mean = round(sum(latencies) / len(latencies) * 1000, 1) if latencies else 0.0
-    return {"batch": batch, "events": sent[0], "requests": len(latencies), "seconds": round(elapsed, 2),
+    return {"batch": batch, "events": sent[0], "requests": len(latencies), "errors": len(errors),
+            **({"first_error": errors[0]} if errors else {}), "seconds": round(elapsed, 2),
             "events_per_s": round(sent[0] / elapsed), "p50_ms": q(0.50), "p99_ms": q(0.99), "mean_ms": mean}
 
 
@@ -153,6 +158,11 @@ def main() -> None:
     try:
         rows, base = _runs(a, tmp)
     finally:
+        for log in tmp.rglob("*.log"):  # the servers' logs outlive the run when a request failed
+            if "Traceback" in log.read_text(errors="replace"):
+                kept = Path(tempfile.gettempdir()) / f"bw-bench-http-{log.parent.name}-{int(time.time())}.log"
+                shutil.copy(log, kept)
+                print(f"server errors logged: {kept}", file=sys.stderr)
         shutil.rmtree(tmp, ignore_errors=True)
     print(orjson.dumps({"file_ingest_events_per_s": round(base), "clients": a.clients, "http": rows,
                         "goals": {"batch_10000_ratio_at_least": 0.5, "batch_100_p99_ms_below": 50}},

@@ -8,6 +8,8 @@ flight, and re-running the same input adds nothing (dedup on `event_id`).
 from __future__ import annotations
 
 import contextlib
+import logging
+import threading
 import functools
 import glob
 import hashlib
@@ -35,6 +37,7 @@ from breachwatch.ingest.validate import validate_batch
 from breachwatch.store.chain import QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, record_hashes
 from breachwatch.store.db import arrow_views
 
+log = logging.getLogger(__name__)
 DEFAULT_BATCH = 200_000
 _LINES_SCHEMA = pa.schema([("_src", pa.string()), ("_pos", pa.int64()), ("line", pa.large_string())])
 
@@ -211,7 +214,7 @@ class Ingestor:
             res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, log.source, log, hashes=hashes)
         finally:
             for b in batches:
-                b.drop(self.con)
+                b.drop(self.con)  # never raises: a leftover staging table must not undo a commit's answer
         self._account(res, sum(b.records for b in batches), sum(b.uncatalogued for b in batches))
         return res
 
@@ -246,15 +249,23 @@ class StagedBatch:
     fmt: str
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Remove the staging tables; a failure is logged, not raised (they are in memory only)."""
         for table in (self.valid, self.bad):
             if table:
-                con.execute(f"DROP TABLE IF EXISTS {table}")
+                try:
+                    con.execute(f"DROP TABLE IF EXISTS {table}")
+                except duckdb.Error as e:
+                    log.warning("could not drop staging table %s: %s", table, e)
+
+
+_ATTACHING = threading.Lock()  # DuckDB's ATTACH IF NOT EXISTS fails ("already exists") when two race
 
 
 def validation_cursor(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
     """A cursor of the store's DuckDB for `stage_batch` in another thread (with STAGE_DB attached)."""
     cur = con.cursor()
-    cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {STAGE_DB}")
+    with _ATTACHING:
+        cur.execute(f"ATTACH IF NOT EXISTS ':memory:' AS {STAGE_DB}")
     cur.execute("SET TimeZone = 'UTC'")  # validated and stored as UTC instants
     return cur
 

@@ -153,7 +153,12 @@ class StoreWriter:
         """Queue one request's validated records; the future gives its receipt once they are committed."""
         fut: Future = Future()
         with self._cv:
-            self._admit(staged.body.records)
+            try:
+                self._admit(staged.body.records)
+            except (Overloaded, WriterStopped):
+                with self.store.reading() as cur:  # refused: its staged rows go, nothing else happened
+                    staged.batch.drop(cur)
+                raise
             self._queue.append(_Request(staged, label, fut, time.perf_counter()))
             self._pending += staged.body.records
             self._cv.notify()

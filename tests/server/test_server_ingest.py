@@ -159,3 +159,30 @@ def test_a_body_of_rejects_only_is_quarantined(client):
     r = c.post("/v1/events", content=b"\xff\xfe not text\n")
     assert r.status_code == 202, r.text
     assert r.json()["quarantined"] == 1 and r.json()["loaded"] == 0
+
+
+def test_validation_cursors_made_at_once_in_many_threads(tmp_path):
+    """Request threads start validating together on a fresh server: each gets its cursor (DuckDB's own
+    ATTACH IF NOT EXISTS fails when two race, which answered a request with 500)."""
+    import threading
+
+    import duckdb
+
+    from breachwatch.ingest.pipeline import validation_cursor
+
+    for _ in range(60):  # without the lock about one round in ten fails
+        con = duckdb.connect()
+        errors: list[str] = []
+
+        def make() -> None:
+            try:
+                validation_cursor(con).execute("SELECT 1").fetchall()
+            except Exception as e:  # noqa: BLE001 - collected for the assertion
+                errors.append(str(e))
+        threads = [threading.Thread(target=make) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        con.close()
+        assert errors == []
