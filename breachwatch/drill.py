@@ -53,6 +53,8 @@ class DrillOptions:
     background: tuple[str, ...] = ()
     db: str | None = None
     catalog: str | None = None
+    # Benign surprises in the simulated traffic (not with --background): incidents they raise count as false.
+    surprises: str = "none"
 
     def validate(self) -> None:
         if self.days <= self.warmup_days:
@@ -60,12 +62,17 @@ class DrillOptions:
                              "after the warm-up. Fix: e.g. --days 3 --warmup-days 1.")
         if self.batch_s <= 0:
             raise ValueError(f"--batch-s {self.batch_s}: must be positive. Fix: e.g. --batch-s 60.")
+        if self.background and self.surprises != "none":
+            raise ValueError(f"--surprises {self.surprises}: surprises are added to simulated traffic, and "
+                             "--background replaces it with your logs. Fix: drop one of the two.")
 
 
 def _sim_config(o: DrillOptions, benign: bool, start: str | None = None, days: float | None = None) -> SimConfig:
     kw: dict[str, Any] = {}
     if start:
         kw["start"] = start
+    if benign:
+        kw["surprises"] = o.surprises
     return SimConfig(customers=o.customers, days=days if days is not None else o.days - o.warmup_days,
                      warmup_days=o.warmup_days, seed=o.seed, scenarios=o.scenarios, rate_scale=o.rate_scale,
                      issuance_log=o.issuance_log, benign=benign, catalog=o.catalog, **kw)
@@ -174,7 +181,8 @@ def run_drill(o: DrillOptions, progress: Callable[[str], None] | None = None) ->
         "options": {"customers": o.customers, "days": o.days, "warmup_days": o.warmup_days, "seed": o.seed,
                     "scenarios": o.scenarios, "rate_scale": o.rate_scale, "batch_s": o.batch_s,
                     "every_batch": o.every_batch,
-                    "issuance_log": o.issuance_log, "background": list(o.background)},
+                    "issuance_log": o.issuance_log, "background": list(o.background),
+                    **({"surprises": o.surprises} if o.surprises != "none" else {})},
     }
 
 

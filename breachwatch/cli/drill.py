@@ -34,6 +34,9 @@ def drill(
     db: Optional[str] = typer.Option(None, "--db", help="Store to replay into (default: a fresh temporary "
                                      "store, never the user's)."),
     catalog: Optional[str] = typer.Option(None, "--catalog", help="Catalog YAML (default: the built-in one)."),
+    surprises: str = typer.Option("none", "--surprises", help="Benign surprises in the simulated traffic "
+                                  "(comma list of sale_day, app_release, carrier_renumbering, travel, "
+                                  "new_batch_job; 'all' or 'none'): incidents they raise count as false positives."),
     report: Optional[str] = typer.Option(None, "--report", help="Also write the JSON result to this file "
                                          "(default with --db: STORE.drill.json, where `serve` finds it "
                                          "for the dashboard's drill page)."),
@@ -43,7 +46,7 @@ def drill(
     opts = DrillOptions(customers=customers, days=days, warmup_days=warmup_days, seed=seed, scenarios=scenarios,
                         rate_scale=rate_scale, batch_s=batch_s, every_batch=every_batch,
                         issuance_log=not no_issuance_log,
-                        background=tuple(background), db=db, catalog=catalog)
+                        background=tuple(background), db=db, catalog=catalog, surprises=surprises)
     say = (lambda m: err_console.print(m, highlight=False)) if show_progress() and not as_json else None
     result = run_drill(opts, progress=say)
     target = report or (f"{db}.drill.json" if db else None)

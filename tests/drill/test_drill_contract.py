@@ -59,3 +59,22 @@ def test_drill_into_a_store_leaves_its_report_beside_it(tmp_path):
     printed = json.loads(p.stdout)
     saved = json.loads((tmp_path / "drill.duckdb.drill.json").read_text())
     assert saved == printed and saved["scenarios"][0]["name"] == "canary_read"
+
+
+def test_surprises_join_the_simulated_traffic(tmp_path):
+    """`--surprises` adds the benign surprises to the drill's simulated traffic (their incidents count as
+    false positives); with `--background` there is no simulated traffic to add them to."""
+    args = ["drill", "--customers", "300", "--days", "1.2", "--warmup-days", "0.2", "--scenarios", "canary_read",
+            "--json"]
+    runs = {}
+    for name in ("none", "all"):
+        p = subprocess.run([str(BIN), *args, "--surprises", name], capture_output=True, text=True, timeout=600)
+        assert p.returncode == 0, p.stderr
+        runs[name] = json.loads(p.stdout)
+    assert runs["all"]["events"] > runs["none"]["events"]  # the sale day and the new job add events
+    assert runs["all"]["options"]["surprises"] == "all" and "surprises" not in runs["none"]["options"]
+    bad = subprocess.run([str(BIN), *args, "--surprises", "all", "--background", str(tmp_path)],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "--surprises" in bad.stderr
+    bad = subprocess.run([str(BIN), *args, "--surprises", "teleport"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "teleport" in bad.stderr
