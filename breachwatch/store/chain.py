@@ -258,8 +258,11 @@ def _classify(con: duckdb.DuckDBPyConnection, staged: str, stored: bool, repeats
 
     It is recomputed by each statement that reads it rather than copied once: scanning the staged rows
     again is cheaper than materialising all their columns."""
-    # Each staged row with its record hash, joined by position (both are in the staged order).
-    hashed = f"(SELECT s.*, h._rh FROM {staged} s POSITIONAL JOIN (SELECT _rh FROM _hashes) h)"
+    # Each staged row with its record hash, joined by the record's source and position, which name it
+    # uniquely. (Not by row order: two scans of a UNION ALL, e.g. several requests' staging tables or the
+    # fast lane's rows plus the full validator's, need not return their rows in the same order.)
+    hashed = (f"(SELECT s.*, h._rh FROM {staged} s JOIN (SELECT _src, _pos, _rh FROM _hashes) h "
+              "ON h._src = s._src AND h._pos = s._pos)")
     in_batch = (f"SELECT *, row_number() OVER w AS _rn, first(_rh) OVER w AS _first_rh FROM {hashed} "
                 "WINDOW w AS (PARTITION BY event_id ORDER BY _pos, _src "
                 "ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)") if repeats else \
@@ -317,9 +320,10 @@ def sha256_each(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
 
 
 def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
-    """Each row's `event_id` and record hash (`_rh`: SHA-256 of its canonical text), in the order of `staged`."""
-    rows = con.sql(f"SELECT event_id, {canonical_record_sql()} AS t FROM {staged}").to_arrow_table()
-    return pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(1))})
+    """Each staged row's `_src`, `_pos`, `event_id` and record hash (`_rh`: SHA-256 of its canonical text)."""
+    rows = con.sql(f"SELECT _src, _pos, event_id, {canonical_record_sql()} AS t FROM {staged}").to_arrow_table()
+    return pa.table({"_src": rows.column(0), "_pos": rows.column(1), "event_id": rows.column(2),
+                     "_rh": sha256_each(rows.column(3))})
 
 
 def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,
