@@ -8,13 +8,13 @@ flight, and re-running the same input adds nothing (dedup on `event_id`).
 from __future__ import annotations
 
 import contextlib
-import logging
-import threading
 import functools
 import glob
 import hashlib
+import logging
 import os
 import sys
+import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
@@ -195,26 +195,22 @@ class Ingestor:
 
     def commit_staged(self, source: str, batches: list["StagedBatch"]) -> BatchResult:
         """Commit batches validated elsewhere (`stage_batch`) as one batch of `source`, whose ingest-log
-        row this Ingestor opens with its first commit and keeps up to date."""
+        row this Ingestor opens with its first commit and keeps up to date; their staging tables are
+        dropped afterwards, also when the commit fails."""
         start = None
         if source not in self._open_sources:
             start = (batches[0].fmt, datetime.now(timezone.utc).replace(tzinfo=None))
             self.summary.sources += 1
-        res = self._commit_batches(batches, LogUpdate(self.run_id, source, max(b.last_position for b in batches),
-                                                      start))
-        self._open_sources.add(source)
-        return res
-
-    def _commit_batches(self, batches: list["StagedBatch"], log: LogUpdate) -> BatchResult:
-        """Commit staged batches as one, then drop their staging tables (also when the commit fails)."""
+        log_update = LogUpdate(self.run_id, source, max(b.last_position for b in batches), start)
         try:
             valid = " UNION ALL ".join(f"SELECT * FROM {b.valid}" for b in batches)
             bad = " UNION ALL ".join(f"SELECT * FROM {b.bad}" for b in batches if b.bad)
-            hashes = pa.concat_tables([b.hashes for b in batches])
-            res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, log.source, log, hashes=hashes)
+            res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, source, log_update,
+                                     hashes=pa.concat_tables([b.hashes for b in batches]))
         finally:
             for b in batches:
                 b.drop(self.con)  # never raises: a leftover staging table must not undo a commit's answer
+        self._open_sources.add(source)
         self._account(res, sum(b.records for b in batches), sum(b.uncatalogued for b in batches))
         return res
 

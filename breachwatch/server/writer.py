@@ -232,14 +232,12 @@ class StoreWriter:
         m = self.metrics
         for r in group:
             m.queue_wait.observe(started - r.enqueued)
-        # The chain's length before this commit, so attribution finds this commit's link by the
-        # ever-growing seq (pruned by min/max).
-        prev_seq = self._cur.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchone()[0] \
-            if len(group) > 1 else 0
         n = sum(r.body.records for r in group)
+        batch_id = None  # the batch this commit stored, if it stored anything (a chain link)
         try:
             if n:
-                self._ing.commit_staged(source, [r.staged.batch for r in group])
+                res = self._ing.commit_staged(source, [r.staged.batch for r in group])
+                batch_id = self._ing.writer.batch_id if res.seq is not None else None
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             self.last_error = f"{type(e).__name__}: {e}"
@@ -253,7 +251,7 @@ class StoreWriter:
             receipts = [_receipt(s.records - before[0], s.loaded - before[1], s.duplicates - before[2],
                                  dict(reasons), source, group[0].staged.first_position)]
         else:
-            receipts = self._attribute(group, source, prev_seq)
+            receipts = self._attribute(group, source, batch_id)
         elapsed = time.perf_counter() - started
         self.commits += 1
         m.commits.inc()
@@ -268,17 +266,17 @@ class StoreWriter:
             m.ack_latency.observe(done - r.enqueued)
             r.future.set_result(rec)
 
-    def _attribute(self, group: list[_Request], source: str, prev_seq: int) -> list[dict[str, Any]]:
-        """Each request's own counts in a shared commit: quarantine by position, new or duplicate by id."""
+    def _attribute(self, group: list[_Request], source: str, batch_id: int | None) -> list[dict[str, Any]]:
+        """Each request's own counts in a shared commit (stored as `batch_id`, None when it stored nothing):
+        quarantine by position, new or duplicate by id."""
         cur = self._cur
-        row = cur.execute("SELECT batch_id FROM batches WHERE seq > ? AND source = ?", [prev_seq, source]).fetchone()
         quarantined: dict[int, str] = {}
         new_ids: set[str] = set()
-        if row is not None:  # no link: nothing new and nothing newly quarantined, all duplicates
+        if batch_id is not None:  # no link: nothing new and nothing newly quarantined, all duplicates
             quarantined = dict(cur.execute("SELECT position, reason FROM quarantine WHERE batch_id = ? AND "
-                                           "source = ?", [row[0], source]).fetchall())
+                                           "source = ?", [batch_id, source]).fetchall())
             new_ids = {r[0] for r in cur.execute("SELECT event_id FROM events WHERE batch_id = ?",
-                                                 [row[0]]).fetchall()}
+                                                 [batch_id]).fetchall()}
         out = []
         for r in group:
             first = r.staged.first_position
