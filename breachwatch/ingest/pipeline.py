@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import glob
-import hashlib
 import logging
 import os
 import sys
@@ -34,7 +33,8 @@ from breachwatch.ingest.normalize import SourceZone
 from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
                                         read_source)
 from breachwatch.ingest.validate import validate_batch
-from breachwatch.store.chain import QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, record_hashes
+from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, quarantine_id,
+                                     record_hashes)
 from breachwatch.store.db import arrow_views
 
 log = logging.getLogger(__name__)
@@ -310,7 +310,7 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
             typed_views["_compact_in"] = compact
     early = [(src, pos, raw, r) for src, c in chunks for pos, raw, r in c.rejects]
     rejects = pa.Table.from_pydict({
-        "quarantine_id": [_qid(src, pos, raw) for src, pos, raw, _ in early],
+        "quarantine_id": [quarantine_id(src, pos, raw) for src, pos, raw, _ in early],
         "source": [e[0] for e in early], "position": [e[1] for e in early],
         "reason": [e[3].reason for e in early], "detail": [e[3].detail for e in early],
         "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
@@ -338,10 +338,6 @@ def typed_ok(schema: pa.Schema) -> bool:
     if "_src" in schema.names or "_pos" in schema.names:
         return False
     return typed_feeder_sql(schema, "_t") is not None
-
-
-def _qid(source: str, pos: int, raw: str) -> str:
-    return hashlib.sha256(f"{source}|{pos}|{raw}".encode("utf-8", "backslashreplace")).hexdigest()[:32]
 
 
 def ingest_sources(con: duckdb.DuckDBPyConnection, db_path: str, sources: list[Source], *,

@@ -14,6 +14,7 @@ import pyarrow as pa
 from breachwatch.contract.event import FIELDS
 from breachwatch.ingest.fastlane import fast_sql, finished_sql, json_feeder_sql, json_text_sql, typed_feeder_sql
 from breachwatch.ingest.normalize import SourceZone, cached_normalize_sql
+from breachwatch.store.chain import quarantine_id_sql
 
 _NAMES = ", ".join(f'"{f.name}"' for f in FIELDS)
 _CHECKED_NAMES = ", ".join(f'"{f.name}"' + (f'::VARCHAR AS "{f.name}"' if f.kind == "attrs" else "") for f in FIELDS)
@@ -61,9 +62,9 @@ def _full_validation(con: duckdb.DuckDBPyConnection, zone: SourceZone | None,
     con.execute(f"CREATE OR REPLACE TEMP TABLE _unsure AS {' UNION ALL '.join(unsure)}")
     sql, _ = cached_normalize_sql(zone, "_unsure")
     con.execute(sql)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE _bad_rows AS
-        SELECT substr(sha256(_src || '|' || _pos || '|' || _line), 1, 32) AS quarantine_id, _src AS source,
+        SELECT {quarantine_id_sql('_line')} AS quarantine_id, _src AS source,
                _pos AS position, _reason AS reason, _detail AS detail, rtrim(_line, chr(10) || chr(13)) AS raw,
                _claimed_id AS event_id
         FROM _checked WHERE _reason IS NOT NULL""")

@@ -37,6 +37,16 @@ QUARANTINE_SCHEMA = pa.schema([("quarantine_id", pa.string()), ("source", pa.str
                                ("event_id", pa.string())])
 
 
+def quarantine_id(source: str, position: int, text: str) -> str:
+    """A quarantine row's id: the same record of the same source and position is quarantined once."""
+    return hashlib.sha256(f"{source}|{position}|{text}".encode("utf-8", "backslashreplace")).hexdigest()[:32]
+
+
+def quarantine_id_sql(text: str) -> str:
+    """`quarantine_id` in SQL, of the row's `_src`, `_pos` and the SQL expression `text`."""
+    return f"substr(sha256(_src || '|' || _pos || '|' || {text}), 1, 32)"
+
+
 def link_head(prev_head: str, seq: int, batch_id: int, link_type: str, events: int, quarantined: int,
               digest: str) -> str:
     text = f"{prev_head}|{seq}|{batch_id}|{link_type}|{events}|{quarantined}|{digest}"
@@ -155,7 +165,7 @@ class ChainWriter:
                     SELECT r.*, {batch_id} FROM (
                         SELECT * FROM {rejects or _NO_REJECTS}
                         UNION ALL
-                        SELECT substr(sha256(_src || '|' || _pos || '|' || {canonical_record_sql('s')}), 1, 32),
+                        SELECT {quarantine_id_sql(canonical_record_sql('s'))},
                                _src, _pos, 'conflict',
                                'event_id ' || event_id || ' is already stored with different content' ||
                                coalesce(' (batch ' || _prev_batch || ')', ' (earlier in this batch)'),
