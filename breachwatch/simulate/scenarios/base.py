@@ -13,6 +13,7 @@ import dataclasses
 from typing import Any, ClassVar
 
 import numpy as np
+import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -102,6 +103,10 @@ class Scenario:
         """End of an activity of `length` starting at `start`, cut at the end of the run."""
         return min(start + length, self.ctx.end)
 
+    def created_before(self, start: int, hours: float) -> int:
+        """When an account first used at `start` was created, `hours` before it (not before the run)."""
+        return max(self.ctx.start, start - int(hours * HOUR))
+
     def peak_rate(self) -> float:
         return 1.0
 
@@ -111,6 +116,15 @@ class Scenario:
 
     def window(self, w: Window) -> list[pa.Table]:
         raise NotImplementedError
+
+
+def principal_created(w: Window, at: int, principal_id: str, principal_type: str, role: str) -> list[pa.Table]:
+    """The directory's `principal_created` event of a new account, in the window that holds `at`."""
+    if not w.start <= at < w.end:
+        return []
+    attrs = orjson.dumps({"created_at": rfc3339(at), "role": role}).decode()
+    return [frames.events(1, 0, time=at, kind="principal_created", principal_id=principal_id,
+                          principal_type=principal_type, attributes=attrs)]
 
 
 class PlannedScenario(Scenario):

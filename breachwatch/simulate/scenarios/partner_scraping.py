@@ -13,17 +13,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
-from breachwatch.simulate import frames, network
+from breachwatch.simulate import network
 from breachwatch.simulate.benign.partners import buyer_reads
 from breachwatch.simulate.clients import Client, fingerprint
 from breachwatch.simulate.context import SimContext, Window
 from breachwatch.simulate.orders import ORDER_ID_BASE, ORDER_ID_STRIDE
 from breachwatch.simulate.randomness import rng
-from breachwatch.simulate.scenarios.base import Scenario, when
-from breachwatch.simulate.timebase import HOUR, MINUTE, SECOND, rfc3339
+from breachwatch.simulate.scenarios.base import Scenario, principal_created, when
+from breachwatch.simulate.timebase import MINUTE, SECOND
 
 SCRAPER = Client("python-requests", "python-requests/2.31.0", fingerprint("python-requests-2.31-openssl3"))
 
@@ -57,7 +56,7 @@ class PartnerScraping(Scenario):
         self.rate = p.rate_per_minute * self.rate_scale / 60.0
         self.start = self.start_at(p.start_h, int(p.duration_min * MINUTE))
         self.end = self.fit(self.start, int(p.duration_min * MINUTE))
-        self.created = max(ctx.start, self.start - int(p.created_before_h * HOUR))
+        self.created = self.created_before(self.start, p.created_before_h)
         r = rng(ctx.seed, self.name)
         cloud = network.Pool(network.KR_CLOUD)
         nets = np.zeros(p.ips * 2, dtype=np.int64)
@@ -78,11 +77,7 @@ class PartnerScraping(Scenario):
         return self.rate * 1.2
 
     def window(self, w: Window) -> list[pa.Table]:
-        out: list[pa.Table] = []
-        if w.start <= self.created < w.end:
-            attrs = orjson.dumps({"created_at": rfc3339(self.created), "role": "seller"}).decode()
-            out.append(frames.events(1, 0, time=self.created, kind="principal_created",
-                                     principal_id=self.p.partner_id, principal_type="partner", attributes=attrs))
+        out = principal_created(w, self.created, self.p.partner_id, "partner", "seller")
         span = w.overlap(self.start, self.end)
         if span is None:
             return out

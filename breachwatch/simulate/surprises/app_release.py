@@ -37,7 +37,6 @@ class AppRelease(Surprise):
     name = "app_release"
     summary = "a forced app update: every app session's user agent and TLS fingerprint change at once"
     Params = Params
-    at_fraction = 0.0
     kst_hour = 10.0
 
     def __init__(self, ctx: SimContext, overrides: dict[str, Any], code: int) -> None:

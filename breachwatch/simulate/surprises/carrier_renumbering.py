@@ -46,7 +46,6 @@ class CarrierRenumbering(Surprise):
     name = "carrier_renumbering"
     summary = "a Korean carrier moves all its customers to new address blocks overnight (same ASN)"
     Params = Params
-    at_fraction = 0.0
     kst_hour = 4.0
 
     def __init__(self, ctx: SimContext, overrides: dict[str, Any], code: int) -> None:

@@ -14,16 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import orjson
 import pyarrow as pa
 
-from breachwatch.simulate import frames
 from breachwatch.simulate.benign.services import DailyPagedReads
 from breachwatch.simulate.clients import Client, fingerprint
 from breachwatch.simulate.context import SimContext, Window
-from breachwatch.simulate.scenarios.base import when
+from breachwatch.simulate.scenarios.base import principal_created, when
 from breachwatch.simulate.surprises.base import Surprise
-from breachwatch.simulate.timebase import HOUR, SECOND, kst_hour, rfc3339
+from breachwatch.simulate.timebase import HOUR, SECOND, kst_hour
 from breachwatch.simulate.world import WITHDRAWN, Principal
 
 CRM_CLIENT = Client("go", "crm-sync/1.0.0 Go-http-client/2.0", fingerprint("go-1.23-crm-sync"))
@@ -47,7 +45,6 @@ class NewBatchJob(Surprise):
     name = "new_batch_job"
     summary = "a new service account starts nightly bulk reads of one field (e-mails of opted-in members)"
     Params = Params
-    at_fraction = 0.0
     kst_hour = 3.0
 
     def __init__(self, ctx: SimContext, overrides: dict[str, Any], code: int) -> None:
@@ -56,8 +53,11 @@ class NewBatchJob(Surprise):
         self._check(ctx)
         # Scheduled jobs start on the hour: the first run is at the hour that begins at or after start_h.
         self.start = -(-self.start_at(p.start_h) // HOUR) * HOUR
+        if self.start >= ctx.end:
+            raise ValueError(f"--param {self.name}.start_h={p.start_h}: the first run, on the hour after it, falls "
+                             "after the end of the run. Fix: choose an earlier start_h, or raise --days.")
         self.end = ctx.end
-        self.created = max(ctx.start, self.start - int(p.created_before_h * HOUR))
+        self.created = self.created_before(self.start, p.created_before_h)
         self.principal = Principal(p.principal_id, "service", p.role, self.created, ip="10.30.1.20", country="KR",
                                    client=CRM_CLIENT)
         audience = np.flatnonzero(w.marketing_opt_in if p.audience == "opt_in" else w.status != WITHDRAWN)
@@ -92,12 +92,7 @@ class NewBatchJob(Surprise):
         return self.job.peak_rate()
 
     def window(self, w: Window) -> list[pa.Table]:
-        out: list[pa.Table] = []
-        if w.start <= self.created < w.end:
-            attrs = orjson.dumps({"created_at": rfc3339(self.created), "role": self.p.role}).decode()
-            out.append(frames.events(1, 0, time=self.created, kind="principal_created",
-                                     principal_id=self.p.principal_id, principal_type="service", attributes=attrs))
-        return out + self.job.window(w)
+        return principal_created(w, self.created, self.p.principal_id, "service", self.p.role) + self.job.window(w)
 
     def entities(self) -> dict[str, list[str]]:
         c = self.principal.client

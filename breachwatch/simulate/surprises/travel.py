@@ -36,7 +36,6 @@ class Travel(Surprise):
     name = "travel"
     summary = "a holiday wave: a few percent of customers log in from abroad for some days, reading their own data"
     Params = Params
-    at_fraction = 0.0
     kst_hour = 7.0
 
     def __init__(self, ctx: SimContext, overrides: dict[str, Any], code: int) -> None:
