@@ -9,6 +9,7 @@ and only if the segment has rows for it, so a quiet minute costs little.
 """
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import duckdb
 
 from breachwatch.detect.alert import AlertCandidate
-from breachwatch.detect.config import ENTITY_TYPES, DetectConfig
+from breachwatch.detect.config import ENTITY_TYPES, DetectConfig, DetectConfigError
 from breachwatch.detect.counting import Counter
 from breachwatch.detect.entities import entity_rows_sql, ptype_sql, value_by_type_sql, value_sql
 from breachwatch.detect.feeds import Feeds
@@ -40,13 +41,44 @@ def allowlist_sql(allow: dict[str, list[str]], alias: str = "") -> str:
         if not values:
             continue
         if key == "prefixes":
+            # IPv4 ranges by address arithmetic (10.0.0.0/8 holds 10.9.0.7; 192.168.1.0/24 does not hold
+            # 192.168.10.5, which matching the text's start got wrong); IPv6 and bare stems by their start.
+            v4 = [v for v in values if "/" in v and ":" not in v]
+            if v4:
+                terms.append(networks_sql(v4, f"{p}src_ip", "allowlist.prefixes"))
             for v in values:
-                stem = v.split("/")[0].rstrip("0").rstrip(".:") if "/" in v else v
-                terms.append(f"starts_with({p}src_ip, {_lit(stem)})")
+                if v not in v4:
+                    stem = v.split("/")[0].rstrip("0").rstrip(".:") if "/" in v else v
+                    terms.append(f"starts_with({p}src_ip, {_lit(stem)})")
             continue
         vals = ", ".join(_lit(v) for v in values)
         terms.append(f"{p}{_ALLOW_COLUMN[key]} IN ({vals})")
     return "(" + " OR ".join(terms) + ")" if terms else "FALSE"
+
+
+def networks_sql(cidrs: list[str], column: str, key: str) -> str:
+    """A predicate true when the address in `column` lies in one of `cidrs` (IPv4, or IPv6 up to /16).
+
+    Plain arithmetic on the address's text, so it needs no DuckDB extension.
+    """
+    v4 = " + ".join(f"try_cast(split_part({{c}}, '.', {i + 1}) AS BIGINT) * {256 ** (3 - i)}" for i in range(4))
+    v6 = "try_cast('0x' || split_part(lower({c}), ':', 1) AS BIGINT)"
+    terms = []
+    for text in cidrs:
+        try:
+            net = ipaddress.ip_network(text, strict=False)
+        except ValueError as e:
+            raise DetectConfigError(f"detectors.{key}: '{text}' is not an address range ({e}). "
+                                    "Fix: write ranges like 10.0.0.0/8 or fc00::/7.") from None
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        if net.version == 4:
+            terms.append(f"(NOT contains({column}, ':') AND ({v4.format(c=column)}) BETWEEN {lo} AND {hi})")
+        elif net.prefixlen <= 16:
+            terms.append(f"(contains({column}, ':') AND {v6.format(c=column)} BETWEEN {lo >> 112} AND {hi >> 112})")
+        else:
+            raise DetectConfigError(f"detectors.{key}: '{text}' is an IPv6 range longer than /16, which is not "
+                                    "supported. Fix: use a /16 or wider range, e.g. fc00::/7.")
+    return f"coalesce({' OR '.join(terms)}, FALSE)" if terms else "FALSE"  # no address, or none parsed: outside
 
 
 def _lit(v: str) -> str:
@@ -197,8 +229,7 @@ class RunContext:
         # pair is new. Later events of a pair are never new, and nothing reads them.
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _srcpairs AS
             SELECT *, NOT EXISTS (SELECT 1 FROM seen_src s WHERE s.h = p.h) AS is_new
-            FROM (SELECT min(seq) AS seq, principal_id, dim, value, hash(principal_id, dim, value) AS h,
-                         min(seq) AS first_seq
+            FROM (SELECT min(seq) AS seq, principal_id, dim, value, hash(principal_id, dim, value) AS h
                   FROM ({union}) GROUP BY principal_id, dim, value) p""")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE _novelty AS
             WITH firsts AS (

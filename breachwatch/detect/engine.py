@@ -124,7 +124,8 @@ def run_detect(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, *, backfill: b
     of wall-clock time has passed since their last pass, and the behavioural ones once
     `engine.behaviour_every` has, or `engine.behaviour_max_lag` of event time is pending. Every
     decision is per event in event time either way, so detection times are the same; only how
-    often the engine wakes up changes. A replay calls "auto" per micro-batch and "always" at the end.
+    often the engine wakes up changes. `detect --follow` calls "auto"; a replay gathers micro-batches
+    into deliveries itself (replay.py) and detects each with "always".
     """
     if pace not in ("always", "auto"):
         raise ValueError(f"pace={pace!r}: use 'always' or 'auto'.")

@@ -18,7 +18,7 @@ import pytest
 import detect_world as W
 from breachwatch.contract.catalog import parse_catalog
 from breachwatch.detect.config import DetectConfigError, load_detect_config
-from breachwatch.detect.detectors.enumeration import networks_sql
+from breachwatch.detect.context import networks_sql
 from breachwatch.detect.replay import replay
 from breachwatch.store.db import connect
 

@@ -63,3 +63,17 @@ def test_validate_without_catalog_keeps_defaults_independent():
     a = validate_detectors({"enumeration": {"min_subjects": {"1h": 5}}})
     b = validate_detectors({})
     assert a["enumeration"]["min_subjects"][3600.0] == 5 and b["enumeration"]["min_subjects"][3600.0] == 30
+
+
+def test_allowlist_prefixes_are_address_ranges():
+    """An allowlisted IPv4 range holds every address inside it and none outside, whatever the digits."""
+    import duckdb
+
+    from breachwatch.detect.context import allowlist_sql
+
+    where = allowlist_sql({"prefixes": ["10.0.0.0/8", "192.168.1.0/24", "2001:db8::/32"]})
+    con = duckdb.connect()
+    got = dict(con.execute(f"SELECT src_ip, {where} FROM (VALUES ('10.9.0.7'), ('11.0.0.1'), ('192.168.1.20'), "
+                           "('192.168.10.5'), ('2001:db8::1'), ('2001:db9::1')) t(src_ip)").fetchall())
+    assert got == {"10.9.0.7": True, "11.0.0.1": False, "192.168.1.20": True, "192.168.10.5": False,
+                   "2001:db8::1": True, "2001:db9::1": False}

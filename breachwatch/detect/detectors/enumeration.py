@@ -35,13 +35,12 @@ service stays quiet differently: its bulk reads are its own learned level, and i
 """
 from __future__ import annotations
 
-import ipaddress
 
 import pyarrow as pa
 
 from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_values_by
-from breachwatch.detect.config import DetectConfigError, fmt_window
-from breachwatch.detect.context import RunContext, allowlist_sql
+from breachwatch.detect.config import fmt_window
+from breachwatch.detect.context import RunContext, allowlist_sql, networks_sql
 from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
 from breachwatch.detect.entities import LABEL, entity_rows_sql
 from breachwatch.store.db import arrow_views
@@ -159,31 +158,6 @@ def _batch_reads(ctx: RunContext, d: dict) -> str | None:
                           WHERE NOT EXISTS (SELECT 1 FROM returned r WHERE r.endpoint = c.endpoint
                                             AND r.field = f.field))""", [since])
     return "_en_batch" if con.execute("SELECT count(*) FROM _en_batch").fetchall()[0][0] else None
-
-
-def networks_sql(cidrs: list[str], column: str, key: str) -> str:
-    """A predicate true when the address in `column` lies in one of `cidrs` (IPv4, or IPv6 up to /16).
-
-    Plain arithmetic on the address's text, so it needs no DuckDB extension.
-    """
-    v4 = " + ".join(f"try_cast(split_part({{c}}, '.', {i + 1}) AS BIGINT) * {256 ** (3 - i)}" for i in range(4))
-    v6 = "try_cast('0x' || split_part(lower({c}), ':', 1) AS BIGINT)"
-    terms = []
-    for text in cidrs:
-        try:
-            net = ipaddress.ip_network(text, strict=False)
-        except ValueError as e:
-            raise DetectConfigError(f"detectors.{key}: '{text}' is not an address range ({e}). "
-                                    "Fix: write ranges like 10.0.0.0/8 or fc00::/7.") from None
-        lo, hi = int(net.network_address), int(net.broadcast_address)
-        if net.version == 4:
-            terms.append(f"(NOT contains({column}, ':') AND ({v4.format(c=column)}) BETWEEN {lo} AND {hi})")
-        elif net.prefixlen <= 16:
-            terms.append(f"(contains({column}, ':') AND {v6.format(c=column)} BETWEEN {lo >> 112} AND {hi >> 112})")
-        else:
-            raise DetectConfigError(f"detectors.{key}: '{text}' is an IPv6 range longer than /16, which is not "
-                                    "supported. Fix: use a /16 or wider range, e.g. fc00::/7.")
-    return f"coalesce({' OR '.join(terms)}, FALSE)" if terms else "FALSE"  # no address, or none parsed: outside
 
 
 def _authfail_points(ctx: RunContext, d: dict) -> None:

@@ -66,15 +66,14 @@ def _rarity(ctx: RunContext, d: dict) -> None:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _rarity AS
         WITH pop AS (
             SELECT s.dim, s.value, sum(s.principals) AS n FROM source_popularity s
-            SEMI JOIN (SELECT DISTINCT dim, value FROM _srcpairs WHERE seq = first_seq) p
+            SEMI JOIN (SELECT DISTINCT dim, value FROM _srcpairs) p
               ON p.dim = s.dim AND p.value = s.value
             GROUP BY ALL),
         dims AS (
             SELECT p.seq, p.dim, p.value, p.is_new,
                    coalesce(pop.n, 0) + coalesce(sum(p.is_new::INT) OVER (PARTITION BY p.dim, p.value ORDER BY p.seq
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS users
-            FROM _srcpairs p LEFT JOIN pop ON pop.dim = p.dim AND pop.value = p.value
-            WHERE p.seq = p.first_seq),
+            FROM _srcpairs p LEFT JOIN pop ON pop.dim = p.dim AND pop.value = p.value),
         pn AS (SELECT seq, {population} + coalesce(sum(principal_new::INT) OVER (ORDER BY seq
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS known FROM _novelty)
         SELECT a.seq, a.time, a.principal_id, coalesce(a.principal_type, 'anonymous') AS ptype, pn.known,
