@@ -36,6 +36,7 @@ from breachwatch.ingest.pipeline import ingest_paths, ingest_tables
 from breachwatch.scope.expansion import propose_expansions
 from breachwatch.scope.manifest import build_manifest
 from breachwatch.simulate import SimConfig, simulate
+from breachwatch.simulate.config import chooses_none
 from breachwatch.store.db import arrow_views, connect
 
 
@@ -62,7 +63,7 @@ class DrillOptions:
                              "after the warm-up. Fix: e.g. --days 3 --warmup-days 1.")
         if self.batch_s <= 0:
             raise ValueError(f"--batch-s {self.batch_s}: must be positive. Fix: e.g. --batch-s 60.")
-        if self.background and self.surprises != "none":
+        if self.background and not chooses_none(self.surprises):
             raise ValueError(f"--surprises {self.surprises}: surprises are added to simulated traffic, and "
                              "--background replaces it with your logs. Fix: drop one of the two.")
 
@@ -182,7 +183,7 @@ def run_drill(o: DrillOptions, progress: Callable[[str], None] | None = None) ->
                     "scenarios": o.scenarios, "rate_scale": o.rate_scale, "batch_s": o.batch_s,
                     "every_batch": o.every_batch,
                     "issuance_log": o.issuance_log, "background": list(o.background),
-                    **({"surprises": o.surprises} if o.surprises != "none" else {})},
+                    **({"surprises": o.surprises} if not chooses_none(o.surprises) else {})},
     }
 
 

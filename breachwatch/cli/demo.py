@@ -12,7 +12,7 @@ from breachwatch.cli.common import JsonOption, err_console, handle_errors, out_c
 from breachwatch.cli.main import app
 from breachwatch.contract.catalog import load_catalog
 from breachwatch.drill import DrillOptions, run_drill
-from breachwatch.incidents.store import list_incidents
+from breachwatch.incidents.store import SEVERITIES, list_incidents
 from breachwatch.ingest.pipeline import ingest_paths
 from breachwatch.simulate import SimConfig, simulate
 from breachwatch.store.db import connect
@@ -143,8 +143,7 @@ def _print_drill(d: dict) -> None:
     incs = d["incident_list"]
     out_console.print(f"\n[bold]Incidents[/] ({len(incs)}, {d['false_positive_incidents']} of them false "
                       f"positives), most severe first, in plain words:", highlight=False)
-    rank = {"critical": 0, "high": 1, "medium": 2, "low": 3}
-    ordered = sorted(incs, key=lambda i: (rank.get(i["severity"], 4), i["detected_at"]))
+    ordered = sorted(incs, key=lambda i: (-SEVERITIES.index(i["severity"]), i["detected_at"]))
     for inc in ordered[:SHOWN_INCIDENTS]:
         tag = "" if inc["id"] in malicious else " (false positive)"
         out_console.print(f"  {inc['id']} {inc['severity']}, detected {inc['detected_at']}{tag}: "

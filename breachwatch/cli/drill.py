@@ -11,6 +11,7 @@ from rich.table import Table
 from breachwatch.cli.common import JsonOption, err_console, handle_errors, out_console, print_json, show_progress
 from breachwatch.cli.main import app
 from breachwatch.drill import DrillOptions, run_drill
+from breachwatch.server.config import default_drill_report
 
 
 @app.command()
@@ -49,7 +50,7 @@ def drill(
                         background=tuple(background), db=db, catalog=catalog, surprises=surprises)
     say = (lambda m: err_console.print(m, highlight=False)) if show_progress() and not as_json else None
     result = run_drill(opts, progress=say)
-    target = report or (f"{db}.drill.json" if db else None)
+    target = report or (default_drill_report(db) if db else None)
     if target:
         Path(target).write_bytes(orjson.dumps(result, option=orjson.OPT_INDENT_2))
     if as_json:

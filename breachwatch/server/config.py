@@ -5,6 +5,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 
+def default_drill_report(db: str) -> str:
+    """Where `drill --db STORE` leaves its scores and `serve --db STORE` looks for them."""
+    return f"{db}.drill.json"
+
+
 @dataclass
 class ServerConfig:
     db: str
@@ -37,7 +42,7 @@ class ServerConfig:
     def drill_report_path(self) -> str:
         """Where the drill page reads the last drill's scores: --drill-report, else next to the store, where
         `breachwatch drill --db STORE --report STORE.drill.json` leaves them."""
-        return self.drill_report or f"{self.db}.drill.json"
+        return self.drill_report or default_drill_report(self.db)
 
     @property
     def tls(self) -> bool:

@@ -89,7 +89,7 @@ def parse_names(value: tuple[str, ...] | list[str] | str, known: tuple[str, ...]
         v = value.strip()
         if v == "all":
             return known
-        if v in ("none", ""):
+        if chooses_none(v):
             return ()
         names = [s.strip() for s in v.split(",") if s.strip()]
     else:

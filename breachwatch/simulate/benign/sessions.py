@@ -87,9 +87,7 @@ class CustomerSessions:
             return []
         r = rng(ctx.seed, self.name, w.index)
         factor = WEEKEND_FACTOR if kst_weekday(w.start) >= 5 else 1.0
-        mean = self.per_day * KST_HOURLY_SHARE[kst_hour(w.start)] * factor * (w.end - w.start) / HOUR
-        if scale != 1.0:
-            mean *= scale
+        mean = self.per_day * KST_HOURLY_SHARE[kst_hour(w.start)] * factor * (w.end - w.start) / HOUR * scale
         n = int(r.poisson(mean))
         if n == 0 or len(self.eligible) == 0:
             return []
