@@ -165,11 +165,11 @@ def run_detect(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, *, backfill: b
 
 def _pass_end(con: duckdb.DuckDBPyConnection, lo: int, hi: int, cap: int) -> int:
     """The last batch of a pass starting after batch `lo`: as many whole batches as fit in `cap`
-    events, and at least one."""
+    events, and at least one. Each batch's size is read from its chain link, not by counting events."""
     row = con.execute("""
         SELECT max(batch_id) FILTER (WHERE upto <= ?), min(batch_id) FROM (
-            SELECT batch_id, sum(n) OVER (ORDER BY batch_id) AS upto
-            FROM (SELECT batch_id, count(*) AS n FROM events WHERE batch_id > ? AND batch_id <= ? GROUP BY 1))
+            SELECT batch_id, sum(events) OVER (ORDER BY batch_id) AS upto
+            FROM batches WHERE link_type = 'ingest' AND batch_id > ? AND batch_id <= ?)
         """, [cap, lo, hi]).fetchall()[0]
     return row[0] or row[1] or hi
 
