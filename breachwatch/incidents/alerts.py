@@ -82,7 +82,7 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
     now = now_utc()
     gap = float(cfg.engine["merge_gap"])
     latest = _latest(con, candidates)
-    live = suppression.any_live(con)
+    live = suppression.LiveSuppressions(con)
     updates: dict[str, list] = {}
     mapping: list[tuple[str, str, str]] = []
     inserts: list[list] = []   # new alerts, stored together after the loop (nothing in it reads them back)
@@ -92,13 +92,13 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
         a = latest.get(key)
         if a is not None and _is_live(a, cand, gap):
             alert_id, was = a["alert_id"], a["status"]
-            _update(con, cfg, cand, a, updates, out, live)
+            _update(cfg, cand, a, updates, out, live)
             if not cand.attach_on_update and was != "held":
                 continue  # a crowd's alert keeps the events of its first crossing only
         else:
             generation = a["generation"] + 1 if a is not None else 1
             alert_id = _alert_id(cand.detector, cand.dedup_key, generation)
-            status, sup = _status(con, cfg, cand, live)
+            status, sup = _status(cfg, cand, live)
             inserts.append([alert_id, cand.detector, cand.rule, cand.dedup_key, generation, cand.severity, status,
                             cand.etype, cand.ptype, cand.entity, cand.first_seen, cand.detected_at, cand.last_seen,
                             orjson.dumps(cand.metrics, default=str).decode(), cand.evidence_text(),
@@ -116,6 +116,7 @@ def record(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, candidates: list[A
     _insert_rows(con, "alerts", "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?)", inserts)
     _insert_rows(con, "alert_tracks", "(?, ?::UBIGINT)", tracks)
     _apply_updates(con, updates, now)
+    live.save_hits(con)
     con.execute("CREATE OR REPLACE TEMP TABLE _cand_map (detector VARCHAR, dedup_key VARCHAR, alert_id VARCHAR)")
     if mapping:
         con.execute(f"INSERT INTO _cand_map VALUES {', '.join('(?, ?, ?)' for _ in mapping)}",
@@ -134,27 +135,27 @@ def _insert_rows(con: duckdb.DuckDBPyConnection, table: str, row: str, rows: lis
         con.execute(f"INSERT INTO {table} VALUES {', '.join(row for _ in part)}", [x for r in part for x in r])
 
 
-def _status(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, cand: AlertCandidate,
-            live: bool = True) -> tuple[str, str | None]:
-    """The new alert's status; `live`: whether any suppression is live at all (else none can match)."""
+def _status(cfg: DetectConfig, cand: AlertCandidate,
+            live: suppression.LiveSuppressions) -> tuple[str, str | None]:
+    """The new alert's status."""
     if cand.finding:
         return "finding", None
     if cfg.detectors[cand.detector]["mode"] == "shadow":
         return "shadow", None
     if cand.held_reason:
         return "held", None
-    sup = suppression.match(con, cand.detector, cand.etype, cand.entity) if live else None
+    sup = live.match(cand.detector, cand.etype, cand.entity)
     if sup:
         return "suppressed", sup
     return "raised", None
 
 
-def _update(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, cand: AlertCandidate, a: dict,
-            updates: dict[str, list], out: AlertOutcome, live: bool = True) -> None:
+def _update(cfg: DetectConfig, cand: AlertCandidate, a: dict, updates: dict[str, list], out: AlertOutcome,
+            live: suppression.LiveSuppressions) -> None:
     """Fold a continuing candidate into its live alert (applied in one statement by _apply_updates)."""
     # A held alert is raised once its feed answers; a suppressed one once its suppression is lifted or expired.
     promote = (a["status"] == "held" and not cand.held_reason) or (
-        a["status"] == "suppressed" and _status(con, cfg, cand, live)[0] == "raised")
+        a["status"] == "suppressed" and _status(cfg, cand, live)[0] == "raised")
     u = updates.get(a["alert_id"])
     severity = max(a["severity"], cand.severity, *(u[6:7] if u else []), key=_rank)
     metrics = orjson.dumps(cand.metrics, default=str).decode()

@@ -25,24 +25,30 @@ def now_utc() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
-def any_live(con: duckdb.DuckDBPyConnection) -> bool:
-    """Is any suppression live now? (Most stores have none: then no alert needs matching.)"""
-    return bool(con.execute("SELECT count(*) FROM suppressions WHERE revoked_at IS NULL AND expires_at > ?",
-                            [now_utc()]).fetchall()[0][0])
+class LiveSuppressions:
+    """The suppressions live now, read once per detection run and matched in memory (most stores have
+    none, and a run may match thousands of candidates); `save_hits` writes what they matched."""
 
+    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+        self._by_entity: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for sid, detector, etype, entity, scope in con.execute(
+                "SELECT suppression_id, detector, etype, entity, scope FROM suppressions "
+                "WHERE revoked_at IS NULL AND expires_at > ? ORDER BY created_at", [now_utc()]).fetchall():
+            self._by_entity.setdefault((etype, entity), []).append((sid, detector, scope))
+        self._hits: dict[str, int] = {}
 
-def match(con: duckdb.DuckDBPyConnection, detector: str, etype: str | None, entity: str | None) -> str | None:
-    """The id of a live suppression covering this detector on this entity, if any."""
-    if etype is None or entity is None:
+    def match(self, detector: str, etype: str | None, entity: str | None) -> str | None:
+        """The id of the oldest live suppression covering this detector on this entity, if any."""
+        for sid, det, scope in self._by_entity.get((etype, entity), ()):  # type: ignore[arg-type]
+            if det == detector or scope == "entity":
+                self._hits[sid] = self._hits.get(sid, 0) + 1
+                return sid
         return None
-    row = con.execute("""SELECT suppression_id FROM suppressions
-        WHERE revoked_at IS NULL AND expires_at > ? AND etype = ? AND entity = ?
-          AND (detector = ? OR scope = 'entity') ORDER BY created_at LIMIT 1""",
-                      [now_utc(), etype, entity, detector]).fetchall()
-    row = row[0] if row else None
-    if row:
-        con.execute("UPDATE suppressions SET hits = hits + 1 WHERE suppression_id = ?", [row[0]])
-    return row[0] if row else None
+
+    def save_hits(self, con: duckdb.DuckDBPyConnection) -> None:
+        for sid, n in self._hits.items():
+            con.execute("UPDATE suppressions SET hits = hits + ? WHERE suppression_id = ?", [n, sid])
+        self._hits.clear()
 
 
 def create(con: duckdb.DuckDBPyConnection, *, incident_id: str, patterns: list[tuple[str, str, str]], scope: str,
