@@ -103,6 +103,11 @@ class Scenario:
         """End of an activity of `length` starting at `start`, cut at the end of the run."""
         return min(start + length, self.ctx.end)
 
+    def schedule(self, start_h: float | None, length: int | None = None) -> tuple[int, int]:
+        """(start, end) of an activity of `length` (`start_at`, `fit`); without one it lasts to the run's end."""
+        start = self.start_at(start_h, length or 0)
+        return start, (self.ctx.end if length is None else self.fit(start, length))
+
     def created_before(self, start: int, hours: float) -> int:
         """When an account first used at `start` was created, `hours` before it (not before the run)."""
         return max(self.ctx.start, start - int(hours * HOUR))

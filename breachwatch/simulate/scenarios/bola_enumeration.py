@@ -51,8 +51,7 @@ class BolaEnumeration(PlannedScenario):
         pool = np.flatnonzero((w.activity > 0) & (w.abroad_from < 0))
         me = int(pool[r.integers(0, len(pool))])
         self.attacker = str(w.member_id[me])
-        self.start = self.start_at(p.start_h, int(p.duration_h * HOUR))
-        self.end = self.fit(self.start, int(p.duration_h * HOUR))
+        self.start, self.end = self.schedule(p.start_h, int(p.duration_h * HOUR))
         rate = p.rate * self.rate_scale
         span = (self.end - self.start - MINUTE) / SECOND
         n = max(1, int(r.poisson(rate * span)))

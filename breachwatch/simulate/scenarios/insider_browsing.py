@@ -40,8 +40,7 @@ class InsiderBrowsing(PlannedScenario):
         r = rng(ctx.seed, self.name)
         _, agent = pick_agent(ctx, 1)
         self.agent = agent.principal_id
-        self.start = self.start_at(p.start_h, int(p.duration_h * HOUR))
-        self.end = self.fit(self.start, int(p.duration_h * HOUR))
+        self.start, self.end = self.schedule(p.start_h, int(p.duration_h * HOUR))
         # A separate login from the agent's desk (e.g. a second browser profile), so its token is issued.
         actors = staff_actors(ctx.seed, self.code, np.array([0]), [agent], np.array([self.start]))
         times = np.sort(r.integers(self.start + MINUTE, self.end, p.reads))

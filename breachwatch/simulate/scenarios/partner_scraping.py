@@ -54,8 +54,7 @@ class PartnerScraping(Scenario):
             raise ValueError(f"--param {self.name}.partner_id={p.partner_id}: an existing seller has that id. "
                              "Fix: choose an id not used by the simulated sellers, e.g. p-9001.")
         self.rate = p.rate_per_minute * self.rate_scale / 60.0
-        self.start = self.start_at(p.start_h, int(p.duration_min * MINUTE))
-        self.end = self.fit(self.start, int(p.duration_min * MINUTE))
+        self.start, self.end = self.schedule(p.start_h, int(p.duration_min * MINUTE))
         self.created = self.created_before(self.start, p.created_before_h)
         r = rng(ctx.seed, self.name)
         cloud = network.Pool(network.KR_CLOUD)

@@ -44,8 +44,7 @@ class StaleCredential(PlannedScenario):
         r = rng(ctx.seed, self.name)
         index, agent = pick_agent(ctx, 0)
         self.agent = agent.principal_id
-        self.start = self.start_at(p.start_h, int(p.duration_h * HOUR))
-        self.end = self.fit(self.start, int(p.duration_h * HOUR))
+        self.start, self.end = self.schedule(p.start_h, int(p.duration_h * HOUR))
         self.left_at = max(ctx.start + MINUTE, self.start - int(p.left_days_before * DAY))
         ctx.departures[agent.principal_id] = self.left_at
         home = network.Pool(network.KR_BROADBAND)

@@ -45,8 +45,7 @@ class AppRelease(Surprise):
         if p.version in clients.APP_VERSIONS:
             raise ValueError(f"--param {self.name}.version={p.version}: members already run that version. "
                              "Fix: choose a new one, e.g. 7.15.0.")
-        self.start = self.start_at(p.start_h)
-        self.end = ctx.end
+        self.start, self.end = self.schedule(p.start_h)
         android, ios = clients.app_clients((p.version,), okhttp=p.okhttp, ios_http3=True)
         self.released = {"app-android": android, "app-ios": ios}
         # For every customer client, its build after the release: the same device's new build for app

@@ -58,8 +58,7 @@ class CarrierRenumbering(Surprise):
         self.prefixes = self._parse_prefixes(p.prefixes)
         self.old = [n for n in _KOREAN if n.asn == p.asn]
         self.new = network.Pool((Network(p.asn, f"{self.old[0].org} (renumbered)", "KR", tuple(self.prefixes)),))
-        self.start = self.start_at(p.start_h)
-        self.end = ctx.end
+        self.start, self.end = self.schedule(p.start_h)
         self._hit: tuple[int, np.ndarray] | None = None
 
     def _parse_prefixes(self, text: str) -> list[str]:

@@ -70,8 +70,7 @@ class SaleDay(Surprise):
                              "(the day's traffic over an ordinary day's) and the hours positive. Fix: e.g. "
                              f"{self.name}.factor=3.")
         length = int(p.hours * HOUR)
-        self.start = self.start_at(p.start_h, length)
-        self.end = self.fit(self.start, length)
+        self.start, self.end = self.schedule(p.start_h, length)
         self.sessions = SaleSessions(ctx, code, p.factor - 1.0, self.start, self.end)
 
     def peak_rate(self) -> float:
