@@ -204,12 +204,17 @@ def finished_sql(relation: str) -> str:
             f"(SELECT * EXCLUDE (_extra) REPLACE ({merge} AS \"attributes\") FROM {relation})")
 
 
+def times_in_range() -> str:
+    """True when every timestamp of a staged record is absent or within the accepted years."""
+    return " AND ".join(f'NOT coalesce("{f.name}" IS NOT NULL AND {out_of_range(f"{chr(34)}{f.name}{chr(34)}")}, '
+                        'true)' for f in FIELDS if f.kind == "time")
+
+
 def fast_sql(feeders: list[str], vouch: bool = True) -> str:
     """Create `_fast`: every staged record with `_sure` (the full validator would accept it as it is) and
     its finished values; `_line` keeps the JSON text of the other lines for the full validator. With
     `vouch` off, no record is sure, so the full validator decides every one (tests compare the two)."""
-    time_ok = " AND ".join(f'NOT coalesce("{f.name}" IS NOT NULL AND {out_of_range(f"{chr(34)}{f.name}{chr(34)}")}, '
-                           'true)' for f in FIELDS if f.kind == "time")
+    time_ok = times_in_range()
     values_ok = " AND ".join(f"NOT coalesce({c}, true)" for c, _, _ in value_checks())
     union = "\nUNION ALL\n".join(feeders)
     staged = f"""(

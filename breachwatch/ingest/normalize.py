@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from breachwatch.contract.event import ACTIONS, FIELDS, KINDS, PRINCIPAL_TYPES, STATUS_VALUES, Field
 
-_ENUMS = {"principal_type": PRINCIPAL_TYPES, "action": ACTIONS, "status_value": STATUS_VALUES}
+# Fields whose value, when given, must be one of a fixed set (kind aside: it is required).
+ENUM_FIELDS = {"principal_type": PRINCIPAL_TYPES, "action": ACTIONS, "status_value": STATUS_VALUES}
 _OFFSET = r"'.*([Zz]|[+-]\d{2}(:?\d{2})?)'"
 _NUMERIC = r"'\s*-?\d+(\.\d+)?\s*'"
 
@@ -187,7 +188,7 @@ def value_checks() -> list[tuple[str, str, str]]:
     """Checks on the normalised values (condition true when bad, reason, detail SQL)."""
     checks = [(f"NOT (\"kind\" IN {_in(KINDS)})", "unknown_kind",
                f"'kind ' || \"kind\" || ' is not one of {', '.join(sorted(KINDS))}'")]
-    for name, allowed in _ENUMS.items():
+    for name, allowed in ENUM_FIELDS.items():
         checks.append((f"\"{name}\" IS NOT NULL AND \"{name}\" NOT IN {_in(allowed)}", "bad_value",
                        f"'{name} ' || \"{name}\" || ' is not one of {', '.join(sorted(allowed))}'"))
     checks.append(("\"src_country\" IS NOT NULL AND NOT regexp_full_match(\"src_country\", '[A-Z]{2}')",

@@ -26,7 +26,7 @@ import duckdb
 import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
-from breachwatch.ingest import compactlane
+from breachwatch.ingest import compactlane, plainlane
 from breachwatch.ingest.enrich import enrich_batch
 from breachwatch.ingest.fastlane import typed_feeder_sql
 from breachwatch.ingest.normalize import SourceZone
@@ -185,28 +185,40 @@ class Ingestor:
             return
         # Validated and committed in line: a second thread validating the next batch meanwhile measured no
         # faster on this 2-core machine under load, for 10-25 % more CPU (docs/BENCHMARKS.md).
-        with validated(self.con, self._chunks, self.zone, self.catalog) as (valid, records, uncatalogued):
-            res = self.writer.commit(valid, "_bad_rows", self._source,
-                                     LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish))
+        log_update = LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish)
+        plain, split = small_batch(self.con, self._chunks, self.catalog)
+        if plain is not None:
+            with arrow_views(self.con, _plain_rows=plain.rows):
+                res = self.writer.commit("_plain_rows", None, self._source, log_update, hashes=plain.hashes)
+            records, uncatalogued = plain.rows.num_rows, 0
+        else:
+            with validated(self.con, self._chunks, self.zone, self.catalog, split) as (valid, records,
+                                                                                         uncatalogued):
+                res = self.writer.commit(valid, "_bad_rows", self._source, log_update)
         self._log_start = None
         self._account(res, records, uncatalogued)
         self._chunks = []
         self._pending = 0
 
-    def commit_staged(self, source: str, batches: list["StagedBatch"]) -> BatchResult:
+    def commit_staged(self, source: str, batches: list["StagedBatch"], stored: list[str] | None = None
+                      ) -> BatchResult:
         """Commit batches validated elsewhere (`stage_batch`) as one batch of `source`, whose ingest-log
         row this Ingestor opens with its first commit and keeps up to date; their staging tables are
-        dropped afterwards, also when the commit fails."""
+        dropped afterwards, also when the commit fails. `stored`: see `ChainWriter.commit`."""
         start = None
         if source not in self._open_sources:
             start = (batches[0].fmt, datetime.now(timezone.utc).replace(tzinfo=None))
             self.summary.sources += 1
         log_update = LogUpdate(self.run_id, source, max(b.last_position for b in batches), start)
+        cols = ", ".join(f'"{c}"' for c in plainlane.ROW_COLUMNS)
+        plain = [b.rows for b in batches if b.rows is not None]
         try:
-            valid = " UNION ALL ".join(f"SELECT * FROM {b.valid}" for b in batches)
-            bad = " UNION ALL ".join(f"SELECT * FROM {b.bad}" for b in batches if b.bad)
-            res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, source, log_update,
-                                     hashes=pa.concat_tables([b.hashes for b in batches]))
+            with arrow_views(self.con, **({"_plain_rows": pa.concat_tables(plain)} if plain else {})):
+                valid = " UNION ALL ".join([f"SELECT {cols} FROM {b.valid}" for b in batches if b.valid]
+                                           + ([f"SELECT {cols} FROM _plain_rows"] if plain else []))
+                bad = " UNION ALL ".join(f"SELECT * FROM {b.bad}" for b in batches if b.bad)
+                res = self.writer.commit(f"({valid})", f"({bad})" if bad else None, source, log_update,
+                                         hashes=pa.concat_tables([b.hashes for b in batches]), stored=stored)
         finally:
             for b in batches:
                 b.drop(self.con)  # never raises: a leftover staging table must not undo a commit's answer
@@ -236,13 +248,14 @@ STAGE_DB = "bw_stage"  # an in-memory database attached to the store's DuckDB: v
 class StagedBatch:
     """Records validated (and completed from the catalog) ahead of their commit, in tables of STAGE_DB: an
     HTTP request is validated in its own thread while the writer commits the requests before it."""
-    valid: str  # table of Contract 1 columns plus `_src` and `_pos`
+    valid: str | None  # table of Contract 1 columns plus `_src` and `_pos`, or None when `rows` holds them
     hashes: pa.Table  # `record_hashes` of `valid`: hashing, too, is done before the commit
     bad: str | None  # table of quarantine rows (QUARANTINE_SCHEMA), None when there are none
     records: int  # records handed in, blank lines included
     uncatalogued: int
     last_position: int
     fmt: str
+    rows: pa.Table | None = None  # the valid rows in memory (plainlane.ROW_COLUMNS) instead of a table
 
     def drop(self, con: duckdb.DuckDBPyConnection) -> None:
         """Remove the staging tables; a failure is logged, not raised (they are in memory only)."""
@@ -270,8 +283,12 @@ def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str
                 catalog: Catalog | None = None, source_tz: SourceZone | None = None) -> StagedBatch:
     """Validate `chunks` (source, chunk) on `con` (a `validation_cursor`) as a batch is validated before its
     commit, leaving its rows in staging tables that `Ingestor` commits and drops."""
+    last = max((c.last_position for _, c in chunks), default=0)
+    plain, split = small_batch(con, chunks, catalog)
+    if plain is not None:  # no table to create and drop: the rows wait in memory
+        return StagedBatch(None, plain.hashes, None, plain.rows.num_rows, 0, last, fmt, rows=plain.rows)
     name = f"{STAGE_DB}.b{uuid.uuid4().hex}"
-    with validated(con, chunks, source_tz, catalog) as (valid, records, uncatalogued):
+    with validated(con, chunks, source_tz, catalog, split) as (valid, records, uncatalogued):
         con.execute(f"CREATE TABLE {name}_v AS SELECT * FROM {valid}")
         try:
             hashes = record_hashes(con, f"{name}_v")
@@ -282,30 +299,57 @@ def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str
         except BaseException:
             con.execute(f"DROP TABLE {name}_v")
             raise
-    last = max((c.last_position for _, c in chunks), default=0)
     return StagedBatch(f"{name}_v", hashes, bad, records, uncatalogued, last, fmt)
+
+
+def _is_text(c: Chunk) -> bool:
+    """Whether a chunk is validated as JSON text (typed columns only when the typed feeder reads them)."""
+    return c.typed is None or not typed_ok(c.typed.schema)
+
+
+def _lines_table(chunks: list[tuple[str, Chunk]]) -> pa.Table:
+    return pa.Table.from_batches([
+        pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
+                                   schema=_LINES_SCHEMA)
+        for src, c in chunks], schema=_LINES_SCHEMA)
+
+
+def small_batch(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]],
+                catalog: Catalog | None) -> tuple[plainlane.PlainBatch | None, tuple[pa.Table, pa.Table] | None]:
+    """For a batch of at most COMPACT_MAX_LINES lines of JSON text (an HTTP request): (the plain lane's
+    validated rows when it takes the whole batch, else None; else the compact lane's split of it, which
+    `validated` then reuses). (None, None) for any other batch."""
+    if any(c.rejects or not _is_text(c) for _, c in chunks):
+        return None, None
+    text = [(src, c) for src, c in chunks if c.rows]
+    if not 0 < sum(c.rows for _, c in text) <= compactlane.COMPACT_MAX_LINES:
+        return None, None
+    split = compactlane.split_compact(_lines_table(text))
+    if not split[1].num_rows:
+        plain = plainlane.plain_batch(con, split[0], catalog)
+        if plain is not None:
+            return plain, None
+    return None, split
 
 
 @contextlib.contextmanager
 def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], zone: SourceZone | None,
-              catalog: Catalog | None) -> Iterator[tuple[str, int, int]]:
+              catalog: Catalog | None, split: tuple[pa.Table, pa.Table] | None = None
+              ) -> Iterator[tuple[str, int, int]]:
     """Validate one batch of (source, chunk) on `con`; inside the block, yields (the relation of its valid
     rows, the number of records handed in, the access records no catalog route matched) and `_bad_rows`
-    holds its quarantine rows."""
-    text = [(src, c) for src, c in chunks if c.rows and (c.typed is None or not typed_ok(c.typed.schema))]
+    holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one."""
+    text = [(src, c) for src, c in chunks if c.rows and _is_text(c)]
     typed: dict[pa.Schema, list[pa.Table]] = {}
     for src, c in chunks:
-        if c.rows and c.typed is not None and typed_ok(c.typed.schema):
+        if c.rows and not _is_text(c):
             typed.setdefault(c.typed.schema, []).append(
                 c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
                                                                                          c.positions))
-    lines = pa.Table.from_batches([
-        pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
-                                   schema=_LINES_SCHEMA)
-        for src, c in text], schema=_LINES_SCHEMA)
+    lines = _lines_table(text)
     typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
     if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
-        compact, lines = compactlane.split_compact(lines)
+        compact, lines = split or compactlane.split_compact(lines)
         if compact.num_rows:
             typed_views["_compact_in"] = compact
     early = [(src, pos, raw, r) for src, c in chunks for pos, raw, r in c.rejects]

@@ -1,0 +1,197 @@
+"""The plain lane: a small batch of plainly valid compact records, validated by one short statement.
+
+A request of a hundred events waited about 20 ms for its validation, most of it
+DuckDB planning the fast lane's statement (every rule on every field, the union
+of feeders, the derived ids) and the statements around it. When every line of a
+small batch went through the compact lane (compactlane.py) and passes, in
+Python, the rules that need no parsing (a kind among the known ones, the other
+enumerated fields among theirs, a two-letter country, a time given, nothing
+the catalog must fill in), what is left is the typed feeder's own checks, the
+timestamps and the attributes: one short statement, which also renders each
+record's canonical text for its hash. Should any record fail any of it, the
+whole batch goes the usual way, where the full validator names the reason; so
+this lane only ever accepts what the full validator accepts, with the same
+values (tests/ingest/test_fast_lane.py runs every edge case through it).
+
+Most batches need not even that statement: when no record carries attributes
+(whose stored text is DuckDB's own rendering of the JSON) and every timestamp
+is plain RFC 3339 (`2025-04-14T02:10:00.5+09:00`), Python reads the times and
+renders each record's canonical text itself, as DuckDB's `to_json` renders it
+(`canonical_text`; tests compare the two on every edge case, and verify
+recomputes every hash in SQL). A text holding a control character, which the
+two escape differently, sends the batch to the statement.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import re
+import warnings
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+import duckdb
+import pyarrow as pa
+import orjson
+import pyarrow.compute as pc
+
+from breachwatch.contract.catalog import Catalog
+from breachwatch.contract.event import ARROW_SCHEMA, FIELD_NAMES, FIELDS, KINDS, canonical_record_sql
+from breachwatch.ingest.fastlane import finished_sql, times_in_range, typed_feeder_sql
+from breachwatch.ingest.normalize import ENUM_FIELDS
+from breachwatch.store.chain import sha256_each
+from breachwatch.store.db import arrow_views
+
+# The statement's result is read as Arrow from execute(), which plans it once; con.sql() binds it as a
+# relation first and costs about 2 ms more per batch. The copy DuckDB warns about is of a hundred rows.
+warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", category=UserWarning)
+
+ROW_COLUMNS = [*FIELD_NAMES, "_src", "_pos"]  # the columns of a staged batch's valid rows, in this order
+ROW_SCHEMA = pa.schema([*ARROW_SCHEMA, pa.field("_src", pa.string()), pa.field("_pos", pa.int64())])
+_TIMES = tuple(f.name for f in FIELDS if f.kind == "time")
+
+
+@dataclass
+class PlainBatch:
+    rows: pa.Table  # the valid rows: Contract 1 columns, `_src`, `_pos` (ROW_COLUMNS)
+    hashes: pa.Table  # `record_hashes` of `rows`: `_src`, `_pos`, `event_id`, `_rh`
+
+
+def _column(table: pa.Table, name: str) -> list:
+    return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+
+
+def _plain(compact: pa.Table, catalog: Catalog | None) -> tuple[bool, bool]:
+    """(whether every row passes the rules checked here, whether some row needs an id derived)."""
+    if any(k not in KINDS for k in _column(compact, "kind")):
+        return False, False
+    if any(t is None for t in _column(compact, "time")):
+        return False, False
+    for name, allowed in ENUM_FIELDS.items():
+        if any(v not in allowed for v in _column(compact, name) if v):  # '' is no value, as in str_value()
+            return False, False
+    # upper() in SQL and in Python differ beyond ASCII: only ASCII letters are decided here.
+    if any(not (len(c) == 2 and c.isascii() and c.isalpha()) for c in _column(compact, "src_country") if c):
+        return False, False
+    if catalog is not None:  # rows the catalog would complete (enrich.py) go the usual way
+        needs = zip(_column(compact, "kind"), _column(compact, "endpoint"), _column(compact, "subject_ids"),
+                    _column(compact, "fields"))
+        if any(k == "access" and ep and (ids is None or f is None) for k, ep, ids, f in needs):
+            return False, False
+    return True, any(not i for i in _column(compact, "event_id"))
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(schema: pa.Schema, derive_ids: bool) -> str:
+    """The rest of validation for rows of `schema` (in view `_plain_in`): values, `_ok` and canonical text."""
+    feeder = typed_feeder_sql(schema, "_plain_in")
+    if feeder is None:
+        raise AssertionError("compact rows always have a typed feeder")
+    # The same conditions the fast lane vouches with (fastlane.fast_sql), less those checked in Python.
+    rows = (f"(SELECT * EXCLUDE (_line, _typed_ok), coalesce(_typed_ok AND \"time\" IS NOT NULL AND "
+            f"{times_in_range()}, false) AS _ok FROM ({feeder}))")
+    rows = f"({finished_sql(rows)})" if derive_ids else f"(SELECT * EXCLUDE (_extra) FROM {rows})"
+    names = ", ".join(f'"{n}"' for n in ROW_COLUMNS)
+    return f"SELECT {names}, _ok, {canonical_record_sql()} AS _text FROM {rows}"
+
+
+def plain_batch(con: duckdb.DuckDBPyConnection, compact: pa.Table, catalog: Catalog | None) -> PlainBatch | None:
+    """Validate `compact` (split_compact's typed rows: the whole batch) on `con`, or None when some row is
+    not plainly valid and the batch must go the usual way."""
+    ok, derive_ids = _plain(compact, catalog)
+    if not ok:
+        return None
+    done = in_python(compact)
+    if done is not None:
+        return done
+    with arrow_views(con, _plain_in=compact):
+        out = con.execute(_statement(compact.schema, derive_ids)).to_arrow_table()
+    if not pc.all(out.column("_ok")).as_py():
+        return None
+    return _batch(out.select(ROW_COLUMNS).cast(ROW_SCHEMA), out.column("_text"))
+
+
+def _batch(rows: pa.Table, texts: pa.Array | pa.ChunkedArray) -> PlainBatch:
+    return PlainBatch(rows, pa.table({"_src": rows.column("_src"), "_pos": rows.column("_pos"),
+                                      "event_id": rows.column("event_id"), "_rh": sha256_each(texts)}))
+
+
+# The timestamps read here: RFC 3339 with a 'T', at most microseconds, and Z or a +hh:mm offset. DuckDB
+# reads them the same way; any other form it accepts goes to the statement.
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:Z|([+-])(\d{2}):(\d{2}))")
+_EPOCH = datetime(1970, 1, 1)
+_LOW, _HIGH = datetime(1990, 1, 1), datetime(2100, 1, 1)  # normalize.out_of_range's bounds
+
+
+def _instant(text: str) -> datetime | None:
+    """The UTC instant (zone-less) of an RFC 3339 timestamp in the accepted years, else None."""
+    m = _RFC3339.fullmatch(text)
+    if m is None:
+        return None
+    y, mo, d, h, mi, sec, frac, sign, oh, om = m.groups()
+    try:
+        t = datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec), int((frac or "0").ljust(6, "0")))
+        if sign:
+            shift = timedelta(hours=int(oh), minutes=int(om))
+            if int(oh) > 23 or int(om) > 59:
+                return None
+            t = t - shift if sign == "+" else t + shift
+    except (ValueError, OverflowError):  # a day or hour that does not exist: the full validator says so
+        return None
+    return t if _LOW <= t < _HIGH else None
+
+
+def _duck_text(t: datetime) -> str:
+    """A timestamp as DuckDB's to_json writes it: a space, and the fraction without trailing zeros."""
+    text = t.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{text}.{t.microsecond:06d}".rstrip("0") if t.microsecond else text
+
+
+def canonical_text(record: dict) -> bytes:
+    """contract.event.canonical_record_sql in Python: `record` holds every Contract 1 field in FIELDS order,
+    its timestamps already as `_duck_text`. Equal to DuckDB's rendering unless it holds `\\u00`."""
+    return orjson.dumps(record)
+
+
+def in_python(compact: pa.Table) -> PlainBatch | None:
+    """The batch validated without DuckDB, or None when it holds attributes, a timestamp not read here, or
+    a control character."""
+    if "attributes" in compact.column_names and compact.column("attributes").null_count < compact.num_rows:
+        return None
+    n = compact.num_rows
+    values = {name: _column(compact, name) for name in FIELD_NAMES}
+    for name in ("subject_fields",):  # the compact lane keeps a map as its (key, value) pairs
+        values[name] = [dict(v) if v is not None else None for v in values[name]]
+    for f in FIELDS:
+        if f.kind == "str":
+            col = values[f.name]
+            values[f.name] = [(v.upper() if f.name == "src_country" else v) if v else None for v in col]
+    texts: dict[str, list] = {}
+    for name in _TIMES:
+        instants, shown = [], []
+        for v in values[name]:
+            t = _instant(v) if v is not None else None
+            if v is not None and t is None:
+                return None
+            instants.append(t)
+            shown.append(_duck_text(t) if t is not None else None)
+        values[name], texts[name] = instants, shown
+    canonical: list[bytes] = []
+    for i in range(n):
+        record = {name: texts[name][i] if name in texts else values[name][i] for name in FIELD_NAMES}
+        if record["event_id"] is None:  # normalize.derived_id_sql: the hash of the rest of the record
+            rest = dict(record)
+            del rest["event_id"]
+            derived = orjson.dumps(rest)
+            if b"\\u00" in derived:
+                return None
+            record["event_id"] = values["event_id"][i] = "h-" + hashlib.sha256(derived).hexdigest()[:32]
+        text = canonical_text(record)
+        if b"\\u00" in text:  # DuckDB writes \u001F where orjson writes \u001f
+            return None
+        canonical.append(text)
+    values["subject_fields"] = [list(v.items()) if v is not None else None for v in values["subject_fields"]]
+    arrays = [pa.array(values[f.name], f.arrow) for f in FIELDS]
+    arrays += [compact.column("_src").combine_chunks().cast(pa.string()), compact.column("_pos").combine_chunks()]
+    rows = pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
+    return _batch(rows, pa.array(canonical, pa.binary()).cast(pa.string()))

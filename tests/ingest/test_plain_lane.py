@@ -1,0 +1,135 @@
+"""The plain lane accepts only what the full validator accepts, with the same values and record hashes.
+
+Every edge-case line of test_fast_lane.py, and a few hundred generated records (odd strings, offsets,
+fractions of seconds, missing ids, maps, lists), go through the plain lane both ways (Python, and its
+one statement) and through the full validator; whatever the lane accepts must be the full validator's
+valid row, hashed as `record_hashes` hashes the stored row.
+"""
+from __future__ import annotations
+
+import random
+
+import duckdb
+import orjson
+import pyarrow as pa
+import pytest
+
+from breachwatch.contract.catalog import load_catalog
+from breachwatch.contract.event import FIELD_NAMES
+from breachwatch.ingest import plainlane
+from breachwatch.ingest.compactlane import split_compact
+from breachwatch.ingest.validate import validate_batch
+from breachwatch.store.chain import record_hashes
+from breachwatch.store.db import arrow_views
+
+from test_fast_lane import COMPACT_LINES  # rootdir-relative: tests are not a package
+
+
+@pytest.fixture()
+def con() -> duckdb.DuckDBPyConnection:
+    c = duckdb.connect()
+    c.execute("SET TimeZone = 'UTC'")
+    return c
+
+
+def _table(lines: list[str], first: int = 1) -> pa.Table:
+    return pa.table({"_src": ["f"] * len(lines), "_pos": list(range(first, first + len(lines))),
+                     "line": [line + "\n" for line in lines]})
+
+
+def _full(con: duckdb.DuckDBPyConnection, lines: list[str]) -> dict[int, tuple[dict, str]]:
+    """The full validator's valid rows (ROW_SCHEMA) with their record hashes, by position."""
+    with arrow_views(con, _lines_in=_table(lines)):
+        validate_batch(con, None, "_lines_in", fast=False)
+    con.execute("CREATE OR REPLACE TEMP TABLE _v AS SELECT * FROM _valid_rows")
+    rows = con.sql(f"SELECT {', '.join(plainlane.ROW_COLUMNS)} FROM _v ORDER BY _pos").to_arrow_table()
+    hashes = dict(zip(*record_hashes(con, "_v").select(["_pos", "_rh"]).to_pydict().values()))
+    return {r["_pos"]: (r, hashes[r["_pos"]]) for r in rows.cast(plainlane.ROW_SCHEMA).to_pylist()}
+
+
+def _both_ways(con: duckdb.DuckDBPyConnection, compact: pa.Table) -> list[plainlane.PlainBatch | None]:
+    """The lane's result in Python and by its statement (None: the batch would go the usual way)."""
+    python = plainlane.in_python(compact)
+    ok, derive_ids = plainlane._plain(compact, None)
+    assert ok
+    with arrow_views(con, _plain_in=compact):
+        out = con.execute(plainlane._statement(compact.schema, derive_ids)).to_arrow_table()
+    statement = (plainlane._batch(out.select(plainlane.ROW_COLUMNS).cast(plainlane.ROW_SCHEMA), out.column("_text"))
+                 if all(out.column("_ok").to_pylist()) else None)
+    return [python, statement]
+
+
+def _check(con: duckdb.DuckDBPyConnection, lines: list[str]) -> tuple[int, int]:
+    """Run each line alone through the lane; (lines taken by Python, lines taken by the statement)."""
+    full = _full(con, lines)
+    taken = [0, 0]
+    for pos, line in enumerate(lines, 1):
+        compact, rest = split_compact(_table([line], pos))
+        if rest.num_rows or not plainlane._plain(compact, None)[0]:
+            continue  # not the plain lane's: the usual way decides, as test_fast_lane.py checks
+        for k, got in enumerate(_both_ways(con, compact)):
+            if got is None:
+                continue
+            taken[k] += 1
+            assert pos in full, f"the lane took a line the full validator refuses: {line}"
+            row, rh = full[pos]
+            assert got.rows.to_pylist() == [row], line
+            assert got.hashes.column("_rh").to_pylist() == [rh], line
+    return taken[0], taken[1]
+
+
+def test_edge_cases_match_the_full_validator(con):
+    python, statement = _check(con, COMPACT_LINES)
+    assert python > 15 and statement > python  # the statement also takes attributes and other time forms
+
+
+_ODD = ["", "a", "é☃😀", 'q"uo\\te/', "tab\there", "nl\nx", "\x01ctl", "\u2028", "x" * 300, "Ωmega", "  "]
+
+
+def _record(rng: random.Random, i: int) -> dict:
+    rec: dict = {"kind": rng.choice(["access", "login", "token_issued", "subject_status"]),
+                 "time": rng.choice(["2025-04-14T02:10:00Z", "2025-04-14T11:10:00.5+09:00",
+                                     "2025-04-14T02:10:00.123400-03:30", "2099-12-31T23:59:59.999999Z",
+                                     "1990-01-01T00:00:00+00:00", "2025-02-28T23:59:59.000001+14:00",
+                                     "2025-04-14T02:10:00.1234567Z", "2025-04-14 02:10:00Z"])}
+    if rng.random() < 0.8:
+        rec["event_id"] = rng.choice([f"e{i}", f"é-{i}", f"{i}\x02"])
+    for name in ("principal_id", "session_id", "token_id", "key_id", "src_ip", "user_agent", "endpoint",
+                 "client_fingerprint", "service"):
+        if rng.random() < 0.5:
+            rec[name] = rng.choice(_ODD) + str(i)
+    if rng.random() < 0.4:
+        rec["src_country"] = rng.choice(["KR", "kr", "Us", ""])
+    if rng.random() < 0.4:
+        rec["principal_type"] = rng.choice(["customer", "employee", ""])
+    if rng.random() < 0.4:
+        rec["status"] = rng.choice([200, -1, 0, 2**40])
+    if rng.random() < 0.4:
+        rec["subject_ids"] = [rng.choice(_ODD) for _ in range(rng.randrange(4))]
+    if rng.random() < 0.3:
+        rec["subject_fields"] = {rng.choice(_ODD) + "k": [rng.choice(_ODD)] for _ in range(rng.randrange(3))}
+    if rng.random() < 0.3:
+        rec["token_issued_at"] = rng.choice(["2025-04-14T01:00:00Z", "2025-04-14T01:00:00.000100+01:00"])
+    return rec
+
+
+def test_generated_records_match_the_full_validator(con):
+    rng = random.Random(7)
+    lines = [orjson.dumps(_record(rng, i)).decode() for i in range(300)]
+    python, statement = _check(con, lines)
+    assert python > 80 and statement >= python
+
+
+def test_a_batch_needing_the_catalog_goes_the_usual_way():
+    """A plain access line without subject_ids is completed by the catalog (enrich.py), not by this lane."""
+    line = orjson.dumps({"event_id": "a", "time": "2025-04-14T02:10:00Z", "kind": "access",
+                         "endpoint": "GET /api/members/7/addresses", "fields": ["name"]}).decode()
+    compact, _ = split_compact(_table([line]))
+    assert plainlane._plain(compact, None)[0]
+    assert not plainlane._plain(compact, load_catalog())[0]
+
+
+def test_rows_keep_every_contract_column_in_order(con):
+    compact, _ = split_compact(_table([COMPACT_LINES[0]]))
+    got = plainlane.plain_batch(con, compact, None)
+    assert got is not None and got.rows.column_names == [*FIELD_NAMES, "_src", "_pos"]
