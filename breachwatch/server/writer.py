@@ -3,6 +3,9 @@
 Each HTTP request's records are validated in the request's own thread, into
 staging tables in memory (`stage`), at positions reserved for them in
 the server's HTTP source; only dedup, chaining and the commit are serial.
+Even most of dedup is not: a request looks its event ids up in the store as it
+stands when validated, and the writer then checks them only against the
+commits made since, which it remembers (`_Recent`).
 Requests then wait in a bounded queue. The writer thread takes everything that
 has arrived while the previous commit ran and commits it as one atomic batch
 (group commit), so many small requests cost one commit; each request's future
@@ -23,6 +26,7 @@ from typing import Any, Callable
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
+from breachwatch.store.chain import probe_limit, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
@@ -42,10 +46,39 @@ class WriterStopped(RuntimeError):
 
 @dataclass
 class StagedRequest:
-    """A request's records, validated, at positions `first_position`.. of the writer's HTTP source."""
+    """A request's records, validated, at positions `first_position`.. of the writer's HTTP source;
+    `stored`: which of its event ids the store held after commit number `seen` (None: not looked up)."""
     body: ParsedBody
     batch: StagedBatch
     first_position: int
+    stored: list[str] | None = None
+    seen: int = 0
+
+
+class _Recent:
+    """The event ids of the writer's last commits, by commit number, so that ids looked up before a
+    commit need to be checked only against the commits since. A commit whose ids are not known (a watched
+    file's batches) is remembered as unknown: ids looked up before it are looked up again."""
+
+    def __init__(self, keep: int = 256) -> None:
+        self.done = 0  # commits finished; read by request threads (an int: no lock needed)
+        self._ids: deque[frozenset[str] | None] = deque(maxlen=keep)  # of commits done-len+1 .. done
+
+    def add(self, ids: frozenset[str] | None) -> None:
+        self._ids.append(ids)
+        self.done += 1  # after the commit and its ids: a request that reads `done` sees both
+
+    def since(self, seen: int) -> set[str] | None:
+        """The ids of every commit after number `seen`, or None if one of them is unknown or forgotten."""
+        behind = self.done - seen
+        if behind > len(self._ids):
+            return None
+        out: set[str] = set()
+        for ids in list(self._ids)[len(self._ids) - behind:]:
+            if ids is None:
+                return None
+            out |= ids
+        return out
 
 
 @dataclass
@@ -105,6 +138,7 @@ class StoreWriter:
         self.source = f"http:{uuid.uuid4().hex[:12]}"
         self._next_position = 1
         self._local = threading.local()  # each request thread's validation cursor
+        self._recent = _Recent()
 
     def _new_ingestor(self) -> Ingestor:
         return Ingestor(self._cur, self.store.path, catalog=self.catalog, anchor_path=self.anchor_path,
@@ -146,8 +180,13 @@ class StoreWriter:
         started = time.perf_counter()
         batch = stage_batch(cur, "http", [(self.source, shift(c, first - 1)) for c in body.chunks],
                             catalog=self.catalog)
+        staged = StagedRequest(body, batch, first)
+        ids = batch.hashes.column("event_id")
+        if len(ids) <= probe_limit(self._ing.writer.stored_events):  # as the commit would look them up
+            staged.seen = self._recent.done  # read before the lookup: later commits are checked again
+            staged.stored = stored_ids(cur, ids)
         self.metrics.validate_latency.observe(time.perf_counter() - started)
-        return StagedRequest(body, batch, first)
+        return staged
 
     def submit(self, staged: StagedRequest, label: str) -> Future:
         """Queue one request's validated records; the future gives its receipt once they are committed."""
@@ -216,6 +255,7 @@ class StoreWriter:
 
     def _run_job(self, job: _Job) -> None:
         try:
+            self._recent.add(None)  # its batches' ids are not kept: requests looked up before look again
             self._ing.batch_size = FEED_BATCH
             job.future.set_result(job.fn(self._ing))
         except BaseException as e:  # noqa: BLE001 - handed to the caller
@@ -236,8 +276,10 @@ class StoreWriter:
         batch_id = None  # the batch this commit stored, if it stored anything (a chain link)
         try:
             if n:
-                res = self._ing.commit_staged(source, [r.staged.batch for r in group])
+                res = self._ing.commit_staged(source, [r.staged.batch for r in group], self._stored(group))
                 batch_id = self._ing.writer.batch_id if res.seq is not None else None
+                self._recent.add(frozenset().union(*(r.staged.batch.hashes.column("event_id").to_pylist()
+                                                     for r in group)))
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             self.last_error = f"{type(e).__name__}: {e}"
@@ -247,7 +289,10 @@ class StoreWriter:
             return
         s = self._ing.summary
         reasons = s.quarantined - before[3]
-        if len(group) == 1:
+        if s.loaded - before[1] == n:  # every record new (the usual case): each request loaded all of its own
+            receipts = [_receipt(r.body.records, r.body.records, 0, {}, source, r.staged.first_position)
+                        for r in group]
+        elif len(group) == 1:
             receipts = [_receipt(s.records - before[0], s.loaded - before[1], s.duplicates - before[2],
                                  dict(reasons), source, group[0].staged.first_position)]
         else:
@@ -265,6 +310,18 @@ class StoreWriter:
         for r, rec in zip(group, receipts):
             m.ack_latency.observe(done - r.enqueued)
             r.future.set_result(rec)
+
+    def _stored(self, group: list[_Request]) -> list[str] | None:
+        """Every event id of the group already stored, from the requests' own lookups and the ids committed
+        since them; None when a request was not looked up or a commit since is not known."""
+        found: set[str] = set()
+        for r in group:
+            since = self._recent.since(r.staged.seen) if r.staged.stored is not None else None
+            if since is None:
+                return None
+            found.update(r.staged.stored or ())
+            found.update(i for i in r.staged.batch.hashes.column("event_id").to_pylist() if i in since)
+        return sorted(found)
 
     def _attribute(self, group: list[_Request], source: str, batch_id: int | None) -> list[dict[str, Any]]:
         """Each request's own counts in a shared commit (stored as `batch_id`, None when it stored nothing):

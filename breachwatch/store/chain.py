@@ -123,13 +123,14 @@ class ChainWriter:
             self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
 
     def commit(self, staged: str, rejects: str | None, source: str, log_update: LogUpdate | None = None, *,
-               hashes: pa.Table | None = None) -> BatchResult:
+               hashes: pa.Table | None = None, stored: list[str] | None = None) -> BatchResult:
         """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
 
         `staged` names a table with the Contract 1 columns plus `_src` and `_pos`; `rejects` one with
         the QUARANTINE_SCHEMA columns, or None when there are none. `log_update` is recorded in the ingest
         log in the same transaction. `hashes` (`record_hashes` of `staged`, already computed where the
-        batch was validated) spares the writer that work.
+        batch was validated) spares the writer that work, and `stored` (every event_id of the batch that is
+        already stored, when the caller knows them all) the lookup of its ids.
         """
         con = self.con
         res = BatchResult()
@@ -142,9 +143,9 @@ class ChainWriter:
             ids = hashes.column("event_id")
             repeats = pc.count_distinct(ids).as_py() < hashes.num_rows  # rare: only then is a window needed
             limit = probe_limit(self.stored_events)
-            stored = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit)
+            stored_rows = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit, found=stored)
             res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
-            if not stored and not repeats:
+            if not stored_rows and not repeats:
                 # The common case: every staged row is new, so nothing needs classifying.
                 res.loaded = hashes.num_rows
                 classified = f"(SELECT *, 'new' AS _status, NULL::BIGINT AS _prev_batch FROM {staged})"
@@ -153,7 +154,7 @@ class ChainWriter:
             else:
                 con.register("_hashes", hashes)
                 registered = True
-                classified = _classify(con, staged, stored, repeats)
+                classified = _classify(con, staged, stored_rows, repeats)
                 counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1").fetchall())
                 res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
                                                              counts.get("conflict", 0))
@@ -227,23 +228,33 @@ def probe_limit(stored_events: int) -> int:
     return min(PROBE_MAX_IDS, PROBE_BASE_IDS + stored_events // STORED_EVENTS_PER_PROBE)
 
 
+def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> list[str]:
+    """Which of `ids` are stored, by probing the index on events.event_id (see `probe_limit`)."""
+    wanted = pc.unique(ids).to_pylist()
+    if not wanted:
+        return []
+    return [i for (i,) in con.execute(f"SELECT event_id FROM events WHERE event_id IN "
+                                      f"({', '.join('?' * len(wanted))})", wanted).fetchall()]
+
+
 def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArray, *, probe_rows: int,
-                 probe_found: int) -> bool:
+                 probe_found: int, found: list[str] | None = None) -> bool:
     """Whether any event_id of `staged` (its ids `ids`) is stored; if so, create `_existing` (event_id,
     _rh, batch_id): the stored events sharing an event_id with `staged`.
 
     A batch of at most `probe_rows` ids probes the index with them; a larger one finds which of its ids
-    are stored by a join that reads only the id column. Usually none are, and that is all it costs. The
+    are stored by a join that reads only the id column. Usually none are, and that is all it costs.
+    `found`, when the caller already knows which ids are stored, spares that lookup. The
     record hash of a stored event needs all its columns, so those are read only for the ids found: by
     index probes when at most `probe_found`, else by a join over every column.
     """
     rows = len(ids)
     if not rows:
         return False
-    if rows <= probe_rows:
-        wanted = pc.unique(ids).to_pylist()
-        found = [i for (i,) in con.execute(f"SELECT event_id FROM events WHERE event_id IN "
-                                           f"({', '.join('?' * len(wanted))})", wanted).fetchall()]
+    if found is not None:
+        pass
+    elif rows <= probe_rows:
+        found = stored_ids(con, ids)
     else:
         found = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
                                            "ON e.event_id = s.event_id").fetchall()]

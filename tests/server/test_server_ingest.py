@@ -88,6 +88,35 @@ def test_shared_commit_gives_each_request_its_own_counts(tmp_path):
     store.close()
 
 
+def test_ids_looked_up_before_a_commit_of_the_same_ids_count_as_duplicates(tmp_path):
+    """A request looks its ids up when validated; ids stored after that, by another request's commit or by
+    a watched file's batches, are still found at its commit."""
+    from breachwatch.ingest.readers import chunk_records
+
+    db, _ = make_store(tmp_path)
+    store = ServerStore(db)
+    w = StoreWriter(store, None, max_group_records=5)  # no two of these requests share a commit
+
+    def body(prefix: str, n: int):
+        return parse_body(_ndjson([event(i, prefix) for i in range(n)]), limit=1 << 20, max_line=1 << 20,
+                          ids_up_to=100)
+    first, second = w.stage(body("d", 5)), w.stage(body("d", 5))  # both looked up before either is stored
+    assert first.stored == [] and second.stored == []
+    futures = [w.submit(first, "1"), w.submit(second, "2")]
+    third = w.stage(body("e", 3))
+    w.start()
+    r1, r2 = [f.result(30) for f in futures]
+    w.run_job(lambda ing: ing.feed("file", "records", chunk_records([(1, None, event(0, "e"))]))).result(30)
+    r3 = w.submit(third, "3").result(30)
+    w.stop()
+    assert (r1["loaded"], r1["duplicates"]) == (5, 0)
+    assert (r2["loaded"], r2["duplicates"]) == (0, 5)
+    assert (r3["loaded"], r3["duplicates"]) == (2, 1)
+    with store.reading() as cur:
+        assert cur.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (8, 8)
+    store.close()
+
+
 def test_overload_refuses_at_once_and_stores_nothing_of_it(tmp_path):
     db, _ = make_store(tmp_path)
     store = ServerStore(db)
