@@ -23,8 +23,10 @@ class AnchorEntry:
 
 
 def default_anchor_path(db_path: str | os.PathLike[str]) -> Path:
-    env = os.environ.get("BREACHWATCH_ANCHOR")
-    return Path(env) if env else Path(str(db_path) + ".anchor")
+    """A store's anchor when none is named: next to it. BREACHWATCH_ANCHOR is read by the commands that
+    work on the user's store (ingest, serve, verify: their --anchor option), never here, so the scratch
+    stores of a drill or the demo can never append their heads to a production anchor."""
+    return Path(str(db_path) + ".anchor")
 
 
 class AnchorFile:

@@ -131,3 +131,34 @@ def test_verify_cli_exit_codes(chained, tmp_path):
     import json
     rep = json.loads(bad.stdout)
     assert rep["problem"] == "altered" and rep["first_bad_seq"] == 1
+
+
+def test_the_anchor_variable_names_the_users_anchor_but_never_a_scratch_stores(tmp_path, make_event):
+    """BREACHWATCH_ANCHOR reaches ingest and verify (their --anchor), while a store written without a named
+    anchor, as the drill and the demo write theirs, keeps its anchor next to it."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    BIN = Path(sys.executable).parent / "breachwatch"
+    prod = tmp_path / "prod.anchor"
+    env = {**os.environ, "BREACHWATCH_ANCHOR": str(prod)}
+    (tmp_path / "in.ndjson").write_text(json.dumps(make_event(1)) + "\n")
+    store = str(tmp_path / "user.duckdb")
+    done = subprocess.run([str(BIN), "ingest", "--db", store, str(tmp_path / "in.ndjson"), "--json"],
+                          capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert prod.exists() and not Path(store + ".anchor").exists()
+    assert subprocess.run([str(BIN), "verify", "--db", store], capture_output=True, env=env).returncode == 0
+    before = prod.read_bytes()
+    os.environ["BREACHWATCH_ANCHOR"] = str(prod)  # as a drill run in the same shell would see it
+    try:
+        scratch = str(tmp_path / "scratch.duckdb")
+        con = connect(scratch)
+        ingest_records(con, [make_event(2)], "drill", db_path=scratch)
+        con.close()
+    finally:
+        del os.environ["BREACHWATCH_ANCHOR"]
+    assert prod.read_bytes() == before and Path(scratch + ".anchor").exists()
