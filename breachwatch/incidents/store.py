@@ -34,12 +34,11 @@ def _contract(con: duckdb.DuckDBPyConnection, row: tuple) -> dict[str, Any]:
     stats = _stats(con, inc, d)
     fields = [r[0] for r in con.execute("SELECT field FROM incident_fields WHERE incident_id = ? ORDER BY field",
                                         [inc]).fetchall()]
-    lead = sorted(alerts, key=lambda a: (-_rank(a["severity"]), a["detected_at"]))[0] if alerts else None
-    evidence = [a["evidence"] for a in sorted(alerts, key=lambda a: a["detected_at"])]
-    evidence.append(render.stats_line(stats, fields))
-    samples: list[str] = []
-    for a in sorted(alerts, key=lambda a: a["detected_at"]):
-        samples += [s for s in (a["sample_event_ids"] or []) if s not in samples]
+    lead = min(alerts, key=lambda a: (-_rank(a["severity"]), a["detected_at"])) if alerts else None
+    in_order = sorted(alerts, key=lambda a: a["detected_at"])
+    evidence = [a["evidence"] for a in in_order] + [render.stats_line(stats, fields)]
+    # Each alert's samples in the order it raised them, earliest alert first, each event once.
+    samples = list(dict.fromkeys(s for a in in_order for s in (a["sample_event_ids"] or [])))
     return {
         "id": inc, "severity": d["severity"], "status": d["status"],
         "first_seen": iso(d["first_seen"]), "last_seen": iso(d["last_seen"]), "detected_at": iso(d["detected_at"]),

@@ -25,7 +25,7 @@ import duckdb
 from breachwatch.contract.catalog import Catalog, load_catalog
 from breachwatch.scope.duck import time_between
 from breachwatch.scope.exposures import SUCCESS_SQL, build_exposures, exposure_rules_digest
-from breachwatch.scope.seed import register_seed, seed_where
+from breachwatch.scope.seed import register_seed, seed_key, seed_where
 from breachwatch.scope.shared import ensure_shared, store_stamp
 
 MAX_ROUNDS = 6
@@ -198,18 +198,13 @@ def propose_expansions(con: duckdb.DuckDBPyConnection, incident: dict[str, Any],
     return steps
 
 
-def _seed_signature(con: duckdb.DuckDBPyConnection) -> str:
-    n, h = con.execute("SELECT count(*), bit_xor(hash(event_id)) FROM _scope_seed").fetchone()
-    return f"{n}:{h}"
-
-
 def _record_proposal(con: duckdb.DuckDBPyConnection, catalog: Catalog, step_ids: list[str]) -> None:
     """Note what `_scope_ev` and SCOPE_EXP now hold: this seed plus these steps, in order, found in
     this store state and exposed under this catalog."""
     con.execute("CREATE OR REPLACE TEMP TABLE _scope_proposal (seed VARCHAR, stamp VARCHAR, catalog VARCHAR, "
                 "steps VARCHAR[])")
     con.execute("INSERT INTO _scope_proposal VALUES (?, ?, ?, ?)",
-                [_seed_signature(con), store_stamp(con), exposure_rules_digest(catalog), step_ids])
+                [seed_key(con), store_stamp(con), exposure_rules_digest(catalog), step_ids])
 
 
 def reuse_proposal(con: duckdb.DuckDBPyConnection, catalog: Catalog, accepted_ids: list[str]) -> bool:
@@ -227,7 +222,7 @@ def reuse_proposal(con: duckdb.DuckDBPyConnection, catalog: Catalog, accepted_id
     if not got:
         return False
     seed, stamp, rules, steps = con.execute("SELECT seed, stamp, catalog, steps FROM _scope_proposal").fetchone()
-    if (steps[:len(accepted_ids)] != accepted_ids or seed != _seed_signature(con) or stamp != store_stamp(con)
+    if (steps[:len(accepted_ids)] != accepted_ids or seed != seed_key(con) or stamp != store_stamp(con)
             or rules != exposure_rules_digest(catalog)):
         return False
     if len(accepted_ids) < len(steps):

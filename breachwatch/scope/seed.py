@@ -66,6 +66,14 @@ def register_seed(con: duckdb.DuckDBPyConnection, incident: dict[str, Any],
     return n
 
 
+def seed_key(con: duckdb.DuckDBPyConnection) -> str | None:
+    """What identifies the registered seed: its ids and the store state it was registered in."""
+    got = con.execute("SELECT count(*) FROM duckdb_tables() WHERE temporary AND table_name = '_scope_seed_key'"
+                      ).fetchone()[0]
+    row = con.execute("SELECT key FROM _scope_seed_key").fetchone() if got else None
+    return row[0] if row else None
+
+
 def seed_where(con: duckdb.DuckDBPyConnection) -> str:
     """SQL over `events e` selecting the seed's events. The seed's time span is written in as
     constants so the scan skips the row groups outside it (the store is appended in time order)."""
