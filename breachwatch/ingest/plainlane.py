@@ -159,26 +159,26 @@ def in_python(compact: pa.Table) -> PlainBatch | None:
     if "attributes" in compact.column_names and compact.column("attributes").null_count < compact.num_rows:
         return None
     n = compact.num_rows
+    present = set(compact.column_names)
     values = {name: _column(compact, name) for name in FIELD_NAMES}
-    for name in ("subject_fields",):  # the compact lane keeps a map as its (key, value) pairs
-        values[name] = [dict(v) if v is not None else None for v in values[name]]
+    if "subject_fields" in present:  # the compact lane keeps a map as its (key, value) pairs
+        values["subject_fields"] = [dict(v) if v is not None else None for v in values["subject_fields"]]
     for f in FIELDS:
-        if f.kind == "str":
+        if f.kind == "str" and f.name in present:
             col = values[f.name]
             values[f.name] = [(v.upper() if f.name == "src_country" else v) if v else None for v in col]
-    texts: dict[str, list] = {}
+    shown = dict(values)  # the values as the canonical text writes them: timestamps as DuckDB's text
     for name in _TIMES:
-        instants, shown = [], []
-        for v in values[name]:
-            t = _instant(v) if v is not None else None
-            if v is not None and t is None:
-                return None
-            instants.append(t)
-            shown.append(_duck_text(t) if t is not None else None)
-        values[name], texts[name] = instants, shown
+        if name not in present:
+            continue
+        instants = [_instant(v) if v is not None else None for v in values[name]]
+        if any(t is None and v is not None for t, v in zip(instants, values[name])):
+            return None
+        values[name] = instants
+        shown[name] = [_duck_text(t) if t is not None else None for t in instants]
     canonical: list[bytes] = []
-    for i in range(n):
-        record = {name: texts[name][i] if name in texts else values[name][i] for name in FIELD_NAMES}
+    for i, row in enumerate(zip(*(shown[name] for name in FIELD_NAMES))):
+        record = dict(zip(FIELD_NAMES, row))
         if record["event_id"] is None:  # normalize.derived_id_sql: the hash of the rest of the record
             rest = dict(record)
             del rest["event_id"]
@@ -190,7 +190,8 @@ def in_python(compact: pa.Table) -> PlainBatch | None:
         if b"\\u00" in text:  # DuckDB writes \u001F where orjson writes \u001f
             return None
         canonical.append(text)
-    values["subject_fields"] = [list(v.items()) if v is not None else None for v in values["subject_fields"]]
+    if "subject_fields" in present:
+        values["subject_fields"] = [list(v.items()) if v is not None else None for v in values["subject_fields"]]
     arrays = [pa.array(values[f.name], f.arrow) for f in FIELDS]
     arrays += [compact.column("_src").combine_chunks().cast(pa.string()), compact.column("_pos").combine_chunks()]
     rows = pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
