@@ -17,7 +17,11 @@ generator's side (`client_and_loopback_ms`: the Python client on the same
 machine and the loopback transfer).
 
     .venv/bin/python bench/http_ingest.py [--events 200000] [--clients 4] [--seconds 60]
-        [--batches 1,100,10000,detect]
+        [--batches 1,100,10000,detect] [--rates 20,40,60]
+
+With --rates, batches of 100 are also sent open loop at each of those request
+rates: latency at a given load, rather than at saturation (closed loop with
+several clients measures mostly the queue behind their own requests).
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -61,53 +66,114 @@ def file_rate(lines: list[bytes], tmp: Path) -> float:
     return len(lines) / seconds
 
 
+class _Tally:
+    """Answers of one run, from any number of client threads: latencies of 202s, records sent, errors."""
+
+    def __init__(self, url: str, key: str) -> None:
+        self.url, self.key = url, key
+        self.latencies: list[float] = []
+        self.errors: list[str] = []
+        self.sent = 0
+        self.lock = threading.Lock()
+        self._local = threading.local()
+
+    def send(self, body: bytes, since: float | None = None, counted: bool = True) -> None:
+        """Post one batch until it is taken (a 429 is waited out and retried)."""
+        while not self.post(body, since, counted):
+            pass
+
+    def post(self, body: bytes, since: float | None = None, counted: bool = True) -> bool:
+        """Post one batch; False if it was refused with 429 (to be retried). Its latency counts from
+        `since` (an open-loop run's scheduled time), else from the moment it is sent; a warm-up batch
+        (`counted` False) is stored but not counted."""
+        c = getattr(self._local, "client", None)
+        if c is None:
+            c = self._local.client = httpx.Client(base_url=self.url, timeout=120, headers={
+                "Authorization": f"Bearer {self.key}", "Content-Type": "application/x-ndjson"})
+        t = time.perf_counter() if since is None else since
+        r = c.post("/v1/events", content=body)
+        dt = time.perf_counter() - t
+        if r.status_code == 429:
+            time.sleep(float(r.headers.get("retry-after", "1")))
+            return False
+        with self.lock:
+            if r.status_code != 202:  # counted and shown, never silently dropped with its thread
+                self.errors.append(f"{r.status_code} {r.text[:300]}")
+            elif counted:
+                self.latencies.append(dt)
+                self.sent += r.json()["records"]
+        return True
+
+    def row(self, batch: int, elapsed: float) -> dict:
+        lat = sorted(self.latencies)
+
+        def q(p: float) -> float:
+            return round(lat[min(len(lat) - 1, int(p * len(lat)))] * 1000, 1) if lat else 0.0
+        mean = round(sum(lat) / len(lat) * 1000, 1) if lat else 0.0
+        return {"batch": batch, "events": self.sent, "requests": len(lat), "errors": len(self.errors),
+                **({"first_error": self.errors[0]} if self.errors else {}), "seconds": round(elapsed, 2),
+                "events_per_s": round(self.sent / elapsed), "p50_ms": q(0.50), "p99_ms": q(0.99), "mean_ms": mean}
+
+
+def _batches(lines: list[bytes], batch: int) -> list[bytes]:
+    return [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
+
+
+# Each client thread's first request opens its connection (and, in the server, a worker thread's first
+# request opens its DuckDB cursor): the warm-up sends those, stored but not timed, as a client that keeps
+# its connection open (a gateway, a log shipper) pays them once.
+WARMUP_PER_CLIENT = 1
+
+
 def http_run(url: str, key: str, lines: list[bytes], batch: int, clients: int, seconds: float) -> dict:
-    batches = [b"".join(lines[i:i + batch]) for i in range(0, len(lines), batch)]
-    latencies: list[float] = []
-    errors: list[str] = []
-    sent = [0]
-    lock = threading.Lock()
+    """Closed loop: `clients` threads each post their next batch as soon as the last one is answered, so
+    the server is saturated and the latency is mostly queueing behind the others' requests."""
+    batches = _batches(lines, batch)
+    tally = _Tally(url, key)
+    warm = batches[:clients * WARMUP_PER_CLIENT]
+    batches = batches[len(warm):]
     deadline = time.monotonic() + seconds
     nxt = [0]
 
-    def worker() -> None:
-        with httpx.Client(base_url=url, timeout=120, headers={"Authorization": f"Bearer {key}",
-                                                              "Content-Type": "application/x-ndjson"}) as c:
-            while time.monotonic() < deadline:
-                with lock:
-                    if nxt[0] >= len(batches):
-                        return
-                    body = batches[nxt[0]]
-                    nxt[0] += 1
-                t = time.perf_counter()
-                r = c.post("/v1/events", content=body)
-                dt = time.perf_counter() - t
-                if r.status_code == 429:
-                    time.sleep(float(r.headers.get("retry-after", "1")))
-                    continue
-                if r.status_code != 202:  # counted and shown, never silently dropped with its thread
-                    with lock:
-                        errors.append(f"{r.status_code} {r.text[:300]}")
-                    continue
-                with lock:
-                    latencies.append(dt)
-                    sent[0] += r.json()["records"]
+    def worker(k: int) -> None:
+        for body in warm[k::clients]:
+            tally.send(body, counted=False)
+        while time.monotonic() < deadline:
+            with tally.lock:
+                if nxt[0] >= len(batches):
+                    return
+                body = batches[nxt[0]]
+                nxt[0] += 1
+            tally.send(body)
 
-    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(clients)]
     started = time.perf_counter()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    elapsed = time.perf_counter() - started
-    latencies.sort()
+    return tally.row(batch, time.perf_counter() - started)
 
-    def q(p: float) -> float:
-        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 1) if latencies else 0.0
-    mean = round(sum(latencies) / len(latencies) * 1000, 1) if latencies else 0.0
-    return {"batch": batch, "events": sent[0], "requests": len(latencies), "errors": len(errors),
-            **({"first_error": errors[0]} if errors else {}), "seconds": round(elapsed, 2),
-            "events_per_s": round(sent[0] / elapsed), "p50_ms": q(0.50), "p99_ms": q(0.99), "mean_ms": mean}
+
+def open_loop_run(url: str, key: str, lines: list[bytes], batch: int, rate: float, seconds: float) -> dict:
+    """Open loop: batches are sent at a fixed `rate` per second whatever the answers, as independent
+    producers send them, and each latency counts from its scheduled time, so a slow answer that delays
+    the next send is counted, not hidden."""
+    batches = _batches(lines, batch)[:max(1, int(rate * seconds))]
+    tally = _Tally(url, key)
+    workers = 32
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        warm = batches[:workers * WARMUP_PER_CLIENT]
+        list(pool.map(lambda b: tally.send(b, counted=False), warm))  # the pool's threads open their connections
+        batches = batches[len(warm):]
+        started = time.perf_counter()
+        for i, body in enumerate(batches):
+            due = started + i / rate
+            time.sleep(max(0.0, due - time.perf_counter()))
+            pool.submit(tally.send, body, due)
+    row = tally.row(batch, time.perf_counter() - started)
+    row["offered_requests_per_s"] = rate
+    return row
 
 
 def _scrape(url: str, key: str) -> dict[str, float]:
@@ -147,10 +213,12 @@ def _cpu_seconds(pid: int) -> float:
 
 
 def measured(server: ServerProcess, key: str, lines: list[bytes], batch: int, clients: int, seconds: float,
-             base: float) -> dict:
+             base: float, rate: float | None = None) -> dict:
+    """One run (closed loop with `clients`, or open loop at `rate` requests/s) with the server's split."""
     before = _scrape(server.url, key)
     cpu = _cpu_seconds(server.proc.pid)
-    r = http_run(server.url, key, lines, batch, clients, seconds)
+    r = (open_loop_run(server.url, key, lines, batch, rate, seconds) if rate else
+         http_run(server.url, key, lines, batch, clients, seconds))
     # The server's CPU per request: with the load generator on the same two cores, latency under
     # several clients is mostly queueing for CPU, so this is what bounds it.
     r["server_cpu_ms_per_request"] = round((_cpu_seconds(server.proc.pid) - cpu) / max(r["requests"], 1) * 1000, 1)
@@ -165,6 +233,8 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0, help="time bound of each run")
     ap.add_argument("--detect-interval", type=float, default=5.0, help="detection interval of the last run")
+    ap.add_argument("--rates", default="", help="comma-separated request rates (per second) at which batches of "
+                    "100 are also sent open loop, e.g. 20,40,60")
     ap.add_argument("--batches", default="1,100,10000,detect",
                     help="comma-separated batch sizes to run (of 1, 100, 10000); 'detect' adds the last run")
     a = ap.parse_args()
@@ -194,6 +264,10 @@ def _runs(a: argparse.Namespace, tmp: Path) -> tuple[list[dict], float]:
             if str(batch) not in wanted:
                 continue
             rows.append(measured(server, keys["ingest"], _lines(n, f"h{batch}-"), batch, a.clients, a.seconds, base))
+        for rate in [float(x) for x in a.rates.split(",") if x]:
+            n = min(a.events, int(rate * a.seconds) * 100)
+            rows.append(measured(server, keys["ingest"], _lines(n, f"o{rate:g}-"), 100, a.clients, a.seconds, base,
+                                 rate))
     finally:
         server.stop()
     if "detect" not in wanted:
