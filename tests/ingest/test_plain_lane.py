@@ -13,6 +13,8 @@ import duckdb
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from breachwatch.contract.catalog import load_catalog
 from breachwatch.contract.event import FIELD_NAMES
@@ -133,3 +135,29 @@ def test_rows_keep_every_contract_column_in_order(con):
     compact, _ = split_compact(_table([COMPACT_LINES[0]]))
     got = plainlane.plain_batch(con, compact, None)
     assert got is not None and got.rows.column_names == [*FIELD_NAMES, "_src", "_pos"]
+
+
+# Property test: any record the lane takes, Python or statement, is the full validator's, value for value.
+_texts = st.text(st.characters(min_codepoint=0, max_codepoint=0x2FFFF, exclude_categories=("Cs",)), max_size=12)
+_times = st.builds(
+    lambda y, mo, d, h, mi, s, frac, off: f"{y:04d}-{mo:02d}-{d:02d}T{h:02d}:{mi:02d}:{s:02d}{frac}{off}",
+    st.integers(1985, 2105), st.integers(1, 12), st.integers(1, 31), st.integers(0, 24), st.integers(0, 59),
+    st.integers(0, 60), st.sampled_from(["", ".5", ".123456", ".1234567", ".000100"]),
+    st.sampled_from(["Z", "+09:00", "-03:30", "+23:59", "+24:00", "+0900", "", "z"]))
+_records = st.fixed_dictionaries(
+    {"kind": st.sampled_from(["access", "login", "subject_status", "", "teleport"]), "time": _times},
+    optional={"event_id": _texts, "principal_id": _texts, "user_agent": _texts, "endpoint": _texts,
+              "src_country": st.sampled_from(["KR", "kr", "", "K", "KOR", "ß1", "Us"]),
+              "principal_type": st.sampled_from(["customer", "robot", ""]),
+              "action": st.sampled_from(["read", "print", "", "x"]),
+              "status": st.integers(-2**63, 2**63 - 1), "subject_ids": st.lists(_texts, max_size=3),
+              "subject_fields": st.dictionaries(_texts, st.lists(_texts, max_size=2), max_size=2),
+              "token_expires_at": _times})
+
+
+@settings(max_examples=25, deadline=None, derandomize=True, database=None)
+@given(st.lists(_records, min_size=1, max_size=20))
+def test_any_record_the_lane_takes_is_the_full_validators(records):
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    _check(con, [orjson.dumps(r).decode() for r in records])
