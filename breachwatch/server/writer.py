@@ -255,7 +255,6 @@ class StoreWriter:
 
     def _run_job(self, job: _Job) -> None:
         try:
-            self._recent.add(None)  # its batches' ids are not kept: requests looked up before look again
             self._ing.batch_size = FEED_BATCH
             job.future.set_result(job.fn(self._ing))
         except BaseException as e:  # noqa: BLE001 - handed to the caller
@@ -263,6 +262,9 @@ class StoreWriter:
             job.future.set_exception(e)
         finally:
             self._ing.batch_size = 1 << 62
+            # Its batches' ids are not kept: requests looked up before it ends look again. Counted only
+            # once it has ended, so that a request looking up while it runs is one of those.
+            self._recent.add(None)
 
     def _commit(self, group: list[_Request]) -> None:
         started = time.perf_counter()
@@ -282,6 +284,9 @@ class StoreWriter:
                                                      for r in group)))
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
+            # Stored or not (a failure after the store's commit, at the anchor, leaves it stored), its ids
+            # are not vouched for: requests looked up before look again.
+            self._recent.add(None)
             self.last_error = f"{type(e).__name__}: {e}"
             self._ing = self._new_ingestor()  # its state may hold the failed batch
             for r in group:

@@ -117,6 +117,28 @@ def test_ids_looked_up_before_a_commit_of_the_same_ids_count_as_duplicates(tmp_p
     store.close()
 
 
+def test_a_request_looked_up_while_a_watched_file_is_stored_looks_again(tmp_path):
+    from breachwatch.ingest.readers import chunk_records
+
+    db, _ = make_store(tmp_path)
+    store = ServerStore(db)
+    w = StoreWriter(store, None)
+    w.start()
+    staged = {}
+
+    def job(ing):  # a watched file: the request is looked up after the job began, before its batch is stored
+        staged["r"] = w.stage(parse_body(_ndjson([event(0, "f"), event(1, "f")]), limit=1 << 20,
+                                         max_line=1 << 20, ids_up_to=100))
+        ing.feed("file", "records", chunk_records([(1, None, event(0, "f"))]))
+    w.run_job(job).result(30)
+    r = w.submit(staged["r"], "r").result(30)
+    w.stop()
+    assert staged["r"].stored == [] and (r["loaded"], r["duplicates"]) == (1, 1)
+    with store.reading() as cur:
+        assert cur.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (2, 2)
+    store.close()
+
+
 def test_overload_refuses_at_once_and_stores_nothing_of_it(tmp_path):
     db, _ = make_store(tmp_path)
     store = ServerStore(db)
