@@ -264,6 +264,8 @@ def _fold(con: duckdb.DuckDBPyConnection, src: str, dst: str, why: str, out: Mer
               AND d.ptype IS NOT DISTINCT FROM s.ptype)""", [dst, src, dst])
     for table in ("incident_subjects", "incident_fields", "incident_entities"):
         con.execute(f"DELETE FROM {table} WHERE incident_id = ?", [src])
+    from breachwatch.scope.fold import fold_scope  # scope imports incident helpers: imported when needed
+    fold_scope(con, src, dst, now_utc())  # while both incident rows still hold their own times
     (s_sev,) = con.execute("SELECT severity FROM incidents WHERE incident_id = ?", [src]).fetchall()[0]
     con.execute("""UPDATE incidents SET first_seen = least(incidents.first_seen, s.first_seen),
             last_seen = greatest(incidents.last_seen, s.last_seen),
@@ -274,7 +276,8 @@ def _fold(con: duckdb.DuckDBPyConnection, src: str, dst: str, why: str, out: Mer
     d_sev = con.execute("SELECT severity FROM incidents WHERE incident_id = ?", [dst]).fetchall()[0][0]
     if _rank(s_sev) > _rank(d_sev):
         con.execute("UPDATE incidents SET severity = ? WHERE incident_id = ?", [s_sev, dst])
-    # Its history moves along, so the merged incident still says who did what to each part and when.
+    # Its history moves along, so the merged incident still says who did what to each part and when;
+    # so do its scoping records (manifests, duties done, awareness changes): scope/fold.py.
     con.execute("UPDATE incident_log SET incident_id = ? WHERE incident_id = ?", [dst, src])
     con.execute("INSERT INTO incident_log VALUES (?, ?, 'merged', 'breachwatch', ?)",
                 [dst, now_utc(), f"{src} merged in: {why} is about the same actor"])

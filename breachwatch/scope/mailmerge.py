@@ -80,14 +80,16 @@ def _fill_sql(template: str, name: str, fields: str, first: str, last: str) -> s
             f"'{{first}}', {first}), '{{last}}', {last})")
 
 
-def mail_merge(m: Manifest, contacts: str | Path, out_path: str | Path, *,
-               previous_run_id: str | None = None) -> dict[str, int]:
-    """Write the per-person notice CSV; returns counts (rows, with_contact, first, update, unchanged)."""
+def mail_merge(m: Manifest, contacts: str | Path, out_path: str | Path) -> dict[str, int]:
+    """Write the per-person notice CSV; returns counts (rows, with_contact, first, update, unchanged).
+
+    A person already told of some fields by any earlier run of the incident (also one of an incident
+    since folded into it, scope/fold.py) gets an update naming only the new fields, or no new notice."""
     con = m.con
     load_contacts(con, contacts)
     _labels(con, m)
-    prev = ("SELECT subject_id, fields FROM scope_subjects WHERE run_id = " + f"'{_q(previous_run_id)}'"
-            if previous_run_id else "SELECT NULL::VARCHAR AS subject_id, NULL::VARCHAR[] AS fields WHERE false")
+    prev = (f"SELECT subject_id, list_distinct(flatten(list(fields))) AS fields FROM scope_subjects "
+            f"WHERE incident_id = '{_q(str(m.incident['id']))}' AND run_id <> '{_q(m.run_id)}' GROUP BY subject_id")
     # Korea has kept +9 h without daylight saving time since 1988.
     kst = "strftime(t.{col} + INTERVAL 9 HOUR, '%Y-%m-%d %H:%M KST')"
     utc = "strftime(t.{col}, '%Y-%m-%d %H:%M UTC')"

@@ -43,8 +43,9 @@ class ScopeResult:
 
 
 def _previous_run(con: duckdb.DuckDBPyConnection, incident_id: str) -> dict[str, Any] | None:
-    row = con.execute("SELECT run_id, subjects FROM scope_runs WHERE incident_id = ? ORDER BY version DESC LIMIT 1",
-                      [incident_id]).fetchone()
+    # Runs of an incident folded into this one keep their versions, so the latest is by time too.
+    row = con.execute("SELECT run_id, subjects FROM scope_runs WHERE incident_id = ? "
+                      "ORDER BY version DESC, created_at DESC LIMIT 1", [incident_id]).fetchone()
     return {"run_id": row[0], "subjects": row[1]} if row else None
 
 
@@ -68,8 +69,7 @@ def run_scope(con: duckdb.DuckDBPyConnection, incident: str | dict[str, Any], ou
     files.update(export_exposures(m, out))
     merged = None
     if contacts is not None:
-        merged = mail_merge(m, contacts, out / "mail_merge.csv",
-                            previous_run_id=previous["run_id"] if previous else None)
+        merged = mail_merge(m, contacts, out / "mail_merge.csv")
         files["mail_merge.csv"] = str(out / "mail_merge.csv")
     aware = awareness(con, inc)
     statuses = duty_status(con, str(inc["id"]), aware, duties(m.summary, catalog), now)
