@@ -14,7 +14,8 @@ from typing import Any, Callable, Optional
 import typer
 from rich.table import Table
 
-from breachwatch.cli.common import DbOption, JsonOption, db_path, handle_errors, out_console, print_json
+from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console, print_json,
+                                    remote)
 from breachwatch.cli.main import app
 
 apikeys_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -24,8 +25,6 @@ users_app = typer.Typer(no_args_is_help=True, add_completion=False,
 app.add_typer(apikeys_app, name="apikeys")
 app.add_typer(users_app, name="users")
 
-ServerOption = typer.Option(None, "--server", envvar="BREACHWATCH_SERVER",
-                            help="URL of a running 'breachwatch serve' (key in BREACHWATCH_API_KEY).")
 RoleOption = typer.Option(..., "--role", help="ingest, analyst, dpo or admin (repeatable).")
 
 
@@ -47,12 +46,6 @@ def _local(db: str | None, change: Callable[[Any], Any], action: str, resource: 
         con.close()
 
 
-def _remote(server: str, method: str, path: str, **kwargs: Any) -> Any:
-    from breachwatch.server.client import ServerClient
-    with ServerClient(server) as c:
-        return c.request(method, path, **kwargs)
-
-
 def _print_rows(rows: list[dict[str, Any]], cols: tuple[str, ...], title: str) -> None:
     t = Table(title=title)
     for c in cols:
@@ -70,7 +63,7 @@ def apikeys_create(name: str = typer.Option(..., "--name", help="What the key is
     """Create a key and print its secret once; only its SHA-256 is stored."""
     from breachwatch.server import apikeys
     if server:
-        row = _remote(server, "POST", "/v1/admin/apikeys", json={"name": name, "roles": role})
+        row = remote(server, "POST", "/v1/admin/apikeys", json={"name": name, "roles": role})
         token = row.pop("token")
     else:
         token, row = _local(db, lambda con: apikeys.create_key(con, name, role, by=_cli_actor()), "", "")
@@ -89,7 +82,7 @@ def apikeys_list(db: Optional[str] = DbOption, server: Optional[str] = ServerOpt
                  as_json: bool = JsonOption) -> None:
     """List keys (never their secrets)."""
     from breachwatch.server import apikeys
-    rows = _remote(server, "GET", "/v1/admin/apikeys") if server else _local(db, apikeys.list_keys, "", "")
+    rows = remote(server, "GET", "/v1/admin/apikeys") if server else _local(db, apikeys.list_keys, "", "")
     if as_json:
         print_json(rows)
     else:
@@ -104,7 +97,7 @@ def apikeys_revoke(key_id: str = typer.Argument(..., help="The key's id (from 'a
     """Revoke a key at once."""
     from breachwatch.server import apikeys
     if server:
-        row = _remote(server, "DELETE", f"/v1/admin/apikeys/{key_id}")
+        row = remote(server, "DELETE", f"/v1/admin/apikeys/{key_id}")
     else:
         row = _local(db, lambda con: apikeys.revoke_key(con, key_id, by=_cli_actor()), "apikey.revoke",
                      f"apikey/{key_id}")
@@ -138,7 +131,7 @@ def users_create(username: str = typer.Argument(..., help="Login name, e.g. kim.
     password = _password(password_stdin)
     check_strength(password)
     if server:
-        row = _remote(server, "POST", "/v1/admin/users", json={"username": username, "roles": role,
+        row = remote(server, "POST", "/v1/admin/users", json={"username": username, "roles": role,
                                                                  "password": password})
     else:
         row = _local(db, lambda con: accounts.create_user(con, username, role, password, by=_cli_actor()),
@@ -152,7 +145,7 @@ def users_list(db: Optional[str] = DbOption, server: Optional[str] = ServerOptio
                as_json: bool = JsonOption) -> None:
     """List accounts."""
     from breachwatch.server import accounts
-    rows = _remote(server, "GET", "/v1/admin/users") if server else _local(db, accounts.list_users, "", "")
+    rows = remote(server, "GET", "/v1/admin/users") if server else _local(db, accounts.list_users, "", "")
     if as_json:
         print_json(rows)
     else:
@@ -166,7 +159,7 @@ def users_disable(username: str = typer.Argument(...), db: Optional[str] = DbOpt
     """Disable an account and end its sessions."""
     from breachwatch.server import accounts
     if server:
-        row = _remote(server, "POST", f"/v1/admin/users/{username}/disable")
+        row = remote(server, "POST", f"/v1/admin/users/{username}/disable")
     else:
         row = _local(db, lambda con: accounts.disable_user(con, username, by=_cli_actor()), "user.disable",
                      f"user/{username}")

@@ -19,6 +19,10 @@ EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 DbOption = typer.Option(None, "--db", envvar="BREACHWATCH_DB",
                         help="Store file (default ./breachwatch.duckdb).", show_default=False)
 JsonOption = typer.Option(False, "--json", help="Print one JSON document instead of text.")
+# While `breachwatch serve` runs it is the store's one writer: commands that change the store send the
+# change to it instead (docs/server.md).
+ServerOption = typer.Option(None, "--server", envvar="BREACHWATCH_SERVER",
+                            help="URL of a running 'breachwatch serve' (key in BREACHWATCH_API_KEY).")
 
 err_console = Console(stderr=True)
 out_console = Console()
@@ -57,3 +61,10 @@ def handle_errors(fn: F) -> F:
         except (StoreError, ValueError, FileNotFoundError) as e:
             fail(str(e))
     return wrapper  # type: ignore[return-value]
+
+
+def remote(server: str, method: str, path: str, **kwargs: Any) -> Any:
+    """One call to a running server's API (its answer, or ServerError saying what it answered)."""
+    from breachwatch.server.client import ServerClient
+    with ServerClient(server) as c:
+        return c.request(method, path, **kwargs)

@@ -8,7 +8,8 @@ from rich.panel import Panel
 from rich.table import Table
 from typer.core import TyperGroup
 
-from breachwatch.cli.common import DbOption, JsonOption, db_path, handle_errors, out_console, print_json
+from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console,
+                                    print_json, remote)
 from breachwatch.cli.main import app
 from breachwatch.incidents import lifecycle
 from breachwatch.incidents.store import get_incident, incident_detail, list_alerts, list_incidents
@@ -31,7 +32,8 @@ incidents_app = typer.Typer(cls=_IncidentsGroup, help="List and show incidents (
                             no_args_is_help=False)
 app.add_typer(incidents_app, name="incidents")
 
-ByOption = typer.Option(..., "--by", help="Who is making this change (recorded in the audit log).")
+ByOption = typer.Option(None, "--by", help="Who is making this change (recorded in the audit log). With --server "
+                        "the API key's name is recorded instead.")
 StatusOption = typer.Option(None, "--status", help="Only these statuses (repeatable or comma-separated): "
                             "open, acknowledged, resolved, false_positive.")
 
@@ -101,12 +103,21 @@ def _print_incident(inc: dict[str, Any]) -> None:
     out_console.print(Panel("\n".join(lines), title=inc["id"], expand=False), highlight=False)
 
 
-def _change(fn, *args: Any, db: str | None, as_json: bool, **kwargs: Any) -> None:
-    con = connect(db_path(db))
-    try:
-        result = fn(con, *args, **kwargs)
-    finally:
-        con.close()
+def _change(fn, *args: Any, db: str | None, as_json: bool, server: str | None = None, path: str = "",
+            body: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    """Make a change to the store itself, or, with `server`, through that server's API (`path`, `body`):
+    while `breachwatch serve` runs it holds the store, and the change is recorded under the API key."""
+    if server:
+        result = remote(server, "POST", path, json=body or {})
+    else:
+        if not kwargs.get("by"):
+            raise ValueError("--by: a change must name who made it. Fix: pass --by YOUR-ID (or --server URL, "
+                             "which records the API key's name).")
+        con = connect(db_path(db))
+        try:
+            result = fn(con, *args, **kwargs)
+        finally:
+            con.close()
     if as_json:
         print_json(result)
     elif isinstance(result, dict) and "status" in result:
@@ -118,18 +129,21 @@ def _change(fn, *args: Any, db: str | None, as_json: bool, **kwargs: Any) -> Non
 
 @incidents_app.command("ack")
 @handle_errors
-def ack_cmd(incident_id: str, by: str = ByOption, note: str = typer.Option("", "--note"),
-            db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def ack_cmd(incident_id: str, by: Optional[str] = ByOption, note: str = typer.Option("", "--note"),
+            db: Optional[str] = DbOption, server: Optional[str] = ServerOption, as_json: bool = JsonOption) -> None:
     """Acknowledge an open incident: someone is on it."""
-    _change(lifecycle.acknowledge, incident_id, by=by, note=note, db=db, as_json=as_json)
+    _change(lifecycle.acknowledge, incident_id, by=by, note=note, db=db, as_json=as_json, server=server,
+            path=f"/v1/incidents/{incident_id}/acknowledge", body={"note": note})
 
 
 @incidents_app.command("resolve")
 @handle_errors
-def resolve_cmd(incident_id: str, by: str = ByOption, note: str = typer.Option("", "--note"),
-                db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def resolve_cmd(incident_id: str, by: Optional[str] = ByOption, note: str = typer.Option("", "--note"),
+                db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+                as_json: bool = JsonOption) -> None:
     """Resolve an incident (it was real and has been dealt with)."""
-    _change(lifecycle.resolve, incident_id, by=by, note=note, db=db, as_json=as_json)
+    _change(lifecycle.resolve, incident_id, by=by, note=note, db=db, as_json=as_json, server=server,
+            path=f"/v1/incidents/{incident_id}/resolve", body={"note": note})
 
 
 @incidents_app.command("false-positive")
@@ -139,23 +153,29 @@ def false_positive_cmd(
     scope: str = typer.Option(..., "--scope", help="pattern (this detector on this entity) or entity (any detector)."),
     expires: str = typer.Option(..., "--expires", help="When the suppression ends: 30d, 12h, 2w or a date."),
     reason: str = typer.Option(..., "--reason", help="Why this is not a breach (kept in the audit log)."),
-    by: str = ByOption, db: Optional[str] = DbOption, as_json: bool = JsonOption,
+    by: Optional[str] = ByOption, db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+    as_json: bool = JsonOption,
 ) -> None:
     """Mark an incident a false positive and suppress its pattern for its entities (audited, reversible)."""
     _change(lifecycle.false_positive, incident_id, scope=scope, expires=expires, reason=reason, by=by, db=db,
-            as_json=as_json)
+            as_json=as_json, server=server, path=f"/v1/incidents/{incident_id}/false-positive",
+            body={"scope": scope, "expires": expires, "reason": reason})
 
 
 @incidents_app.command("suppressions")
 @handle_errors
 def suppressions_cmd(active: bool = typer.Option(False, "--active", help="Only suppressions still in force."),
-                     db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+                     db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+                     as_json: bool = JsonOption) -> None:
     """List suppressions: who set them, why, until when, and how many alerts they hid."""
-    con = connect(db_path(db), read_only=True)
-    try:
-        items = list_suppressions(con, include_inactive=not active)
-    finally:
-        con.close()
+    if server:
+        items = remote(server, "GET", "/v1/suppressions", params={"active": active})
+    else:
+        con = connect(db_path(db), read_only=True)
+        try:
+            items = list_suppressions(con, include_inactive=not active)
+        finally:
+            con.close()
     if as_json:
         print_json(items)
         return
@@ -171,11 +191,13 @@ def suppressions_cmd(active: bool = typer.Option(False, "--active", help="Only s
 
 @incidents_app.command("unsuppress")
 @handle_errors
-def unsuppress_cmd(suppression_id: str, by: str = ByOption,
-                   reason: str = typer.Option("", "--reason", help="Why the suppression is lifted."),
-                   db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+def unsuppress_cmd(suppression_id: str, by: Optional[str] = ByOption,
+                   reason: str = typer.Option(..., "--reason", help="Why the suppression is lifted."),
+                   db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+                   as_json: bool = JsonOption) -> None:
     """Lift a suppression; matching alerts raise incidents again."""
-    _change(lifecycle.unsuppress, suppression_id, by=by, reason=reason, db=db, as_json=as_json)
+    _change(lifecycle.unsuppress, suppression_id, by=by, reason=reason, db=db, as_json=as_json, server=server,
+            path=f"/v1/suppressions/{suppression_id}/lift", body={"reason": reason})
 
 
 @incidents_app.command("alerts")

@@ -27,6 +27,8 @@ API = [
     ("POST", "/v1/incidents/INC-000001/resolve", "incidents:act", {"note": "x"}),
     ("POST", "/v1/incidents/INC-000001/false-positive", "incidents:act",
      {"scope": "pattern", "expires": "1d", "reason": "test"}),
+    ("GET", "/v1/suppressions", "incidents:read", None),
+    ("POST", "/v1/suppressions/no-such-suppression/lift", "incidents:act", {"reason": "test"}),
     ("GET", "/v1/alerts", "alerts:read", None),
     ("GET", "/v1/entities/principal/p1", "entities:read", None),
     ("GET", "/v1/incidents/INC-000001/scope/proposals", "scope:read", None),

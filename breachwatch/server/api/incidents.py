@@ -7,7 +7,8 @@ from fastapi import APIRouter, Path, Query, Request
 
 from breachwatch.server.api.common import CONFLICT, NOT_FOUND, responses
 from breachwatch.server.api.models import (Alert, BlastRadius, EntityHistory, FalsePositive, Incident,
-                                           IncidentDetail, LifecycleNote, Severity, Status, Timeline)
+                                           IncidentDetail, LifecycleNote, LiftSuppression, Severity, Status,
+                                           Suppression, SuppressionLifted, Timeline)
 from breachwatch.server.auth import ApiError, audited, ctx_of, require
 from breachwatch.server.context import Principal
 from breachwatch.server import queries
@@ -120,6 +121,37 @@ def false_positive(request: Request, body: FalsePositive, incident_id: str = Inc
     """Close as a false positive: suppresses its patterns until `expires`, with the reason recorded."""
     return _lifecycle(request, who, incident_id, "false_positive", scope=body.scope, expires=body.expires,
                       reason=body.reason)
+
+
+@router.get("/v1/suppressions", response_model=list[Suppression], responses=responses())
+def suppressions(request: Request, active: bool = Query(False, description="Only those still in force."),
+                 who: Principal = require("incidents:read")) -> list[dict[str, Any]]:
+    """Suppressions set by marking incidents false positives: who set them, why, until when, their hits."""
+    from breachwatch.incidents.suppression import list_suppressions
+    with ctx_of(request).store.reading() as cur:
+        return list_suppressions(cur, include_inactive=not active)
+
+
+@router.post("/v1/suppressions/{suppression_id}/lift", response_model=SuppressionLifted,
+             responses=responses(NOT_FOUND, CONFLICT))
+def lift_suppression(request: Request, body: LiftSuppression,
+                     suppression_id: str = Path(..., min_length=1, max_length=64),
+                     who: Principal = require("incidents:act")) -> dict[str, Any]:
+    """Lift a suppression (recorded with who and why): matching alerts raise incidents again."""
+    from breachwatch.incidents import lifecycle
+    ctx = ctx_of(request)
+    with ctx.store.changing() as cur:
+        if not cur.execute("SELECT count(*) FROM suppressions WHERE suppression_id = ?",
+                           [suppression_id]).fetchone()[0]:
+            raise ApiError(404, "not_found", f"suppression '{suppression_id}' does not exist. Fix: list them "
+                           "with GET /v1/suppressions.")
+        try:
+            out = lifecycle.unsuppress(cur, suppression_id, by=f"{who.actor} ({who.name})", reason=body.reason)
+        except ValueError as e:
+            raise ApiError(409, "conflict", str(e)) from None
+    ctx.audit(who, "suppression.lift", resource=f"suppression/{suppression_id}",
+              client=request.client.host if request.client else None)
+    return out
 
 
 @router.get("/v1/alerts", response_model=list[Alert], responses=responses())

@@ -94,6 +94,33 @@ class LifecycleNote(BaseModel):
     note: str = Field("", max_length=2000)
 
 
+class Suppression(BaseModel):
+    suppression_id: str
+    detector: str
+    etype: str
+    entity: str
+    scope: str
+    reason: str
+    created_by: str
+    created_at: str
+    expires_at: str
+    incident_id: Optional[str] = None
+    hits: int
+    revoked_at: Optional[str] = None
+    revoked_by: Optional[str] = None
+    revoke_reason: Optional[str] = None
+    active: bool
+
+
+class LiftSuppression(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000, description="Why the suppression is lifted.")
+
+
+class SuppressionLifted(BaseModel):
+    suppression_id: str
+    incident_id: Optional[str] = None
+
+
 class FalsePositive(BaseModel):
     scope: Literal["pattern", "entity"] = Field(description="Suppress this detector on these entities (pattern), "
                                                             "or any detector on them (entity).")

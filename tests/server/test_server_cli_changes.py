@@ -1,0 +1,82 @@
+"""While `serve` holds the store, an analyst's incident changes from the CLI go through it (`--server`)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from server_helpers import ServerProcess, make_store
+
+from breachwatch.contract.catalog import parse_catalog
+from breachwatch.detect.config import load_detect_config
+from breachwatch.detect.engine import run_detect
+from breachwatch.ingest.pipeline import ingest_records
+from breachwatch.store.db import connect
+
+BIN = Path(sys.executable).parent / "breachwatch"
+T0 = datetime(2025, 5, 1, 9, 0, 0)
+
+
+def _canary_incident(db: str) -> str:
+    """An incident in the store: an employee read a honey record."""
+    con = connect(db)
+    reads = [{"event_id": f"r{i}", "time": (T0 + timedelta(seconds=i)).isoformat() + "Z", "kind": "access",
+              "principal_id": "agent.kim", "principal_type": "employee", "src_ip": "10.0.0.5", "src_country": "KR",
+              "endpoint": "GET /admin/customers/{customerId}", "subject_ids": [s], "fields": ["name"],
+              "status": 200, "reason_ref": "T-1"} for i, s in enumerate(["c-100", "honey-1", "c-101"])]
+    ingest_records(con, reads, "test", db_path=db)
+    res = run_detect(con, load_detect_config(parse_catalog('canaries: ["honey-1"]\n', "<t>")))
+    con.close()
+    return res.incidents_opened[0]
+
+
+def _cli(*args: str, key: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("BREACHWATCH_API_KEY", "BREACHWATCH_SERVER")}
+    if key:
+        env["BREACHWATCH_API_KEY"] = key
+    return subprocess.run([str(BIN), *args], capture_output=True, text=True, env=env, timeout=120)
+
+
+def test_incident_changes_go_through_the_running_server(tmp_path):
+    db, keys = make_store(tmp_path)
+    inc = _canary_incident(db)
+    server = ServerProcess(db, "--detect-interval", "0")
+    try:
+        # The store is held by the server: a change made on the file itself is refused with the fix.
+        direct = _cli("incidents", "ack", inc, "--by", "kim", "--db", db)
+        assert direct.returncode == 2 and "--server" in direct.stderr + direct.stdout
+        acked = _cli("incidents", "ack", inc, "--note", "on it", "--server", server.url, "--json", key=keys["analyst"])
+        assert acked.returncode == 0, acked.stderr
+        assert json.loads(acked.stdout)["status"] == "acknowledged"
+        refused = _cli("incidents", "resolve", inc, "--server", server.url, key=keys["dpo"])
+        assert refused.returncode != 0 and "403" in refused.stderr
+        fp = _cli("incidents", "false-positive", inc, "--scope", "pattern", "--expires", "7d", "--reason",
+                  "QA account", "--server", server.url, "--json", key=keys["analyst"])
+        assert fp.returncode == 0, fp.stderr
+        listed = _cli("incidents", "suppressions", "--active", "--server", server.url, "--json", key=keys["analyst"])
+        sups = json.loads(listed.stdout)
+        assert [s["incident_id"] for s in sups] == [inc] and sups[0]["created_by"].startswith("key:")
+        lifted = _cli("incidents", "unsuppress", sups[0]["suppression_id"], "--reason", "QA over", "--server",
+                      server.url, "--json", key=keys["analyst"])
+        assert lifted.returncode == 0, lifted.stderr
+        again = _cli("incidents", "unsuppress", sups[0]["suppression_id"], "--reason", "twice", "--server",
+                     server.url, key=keys["analyst"])
+        assert again.returncode != 0 and "409" in again.stderr
+    finally:
+        server.stop()
+    con = connect(db, read_only=True)
+    actions = [r[0] for r in con.execute("SELECT action FROM audit_log WHERE actor LIKE 'key:%' AND action IN "
+                                         "('incident.acknowledge', 'incident.false_positive', 'suppression.lift') "
+                                         "ORDER BY seq").fetchall()]
+    assert actions == ["incident.acknowledge", "incident.false_positive", "suppression.lift"]
+    assert con.execute("SELECT status FROM incidents WHERE incident_id = ?", [inc]).fetchone()[0] == "false_positive"
+
+
+def test_a_change_without_a_server_must_name_who_makes_it(tmp_path):
+    db, _ = make_store(tmp_path)
+    inc = _canary_incident(db)
+    out = _cli("incidents", "ack", inc, "--db", db)
+    assert out.returncode == 2 and "--by" in out.stderr
