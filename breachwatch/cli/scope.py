@@ -19,13 +19,16 @@ from breachwatch.cli.common import (
     EXIT_FINDING,
     DbOption,
     JsonOption,
+    ServerOption,
     db_path,
     handle_errors,
     out_console,
     print_json,
+    remote,
 )
 from breachwatch.cli.main import app
 from breachwatch.contract.catalog import load_catalog
+from breachwatch.scope.deadlines import parse_time
 from breachwatch.store.db import connect
 
 DEFAULT_COMMAND = "run"
@@ -73,15 +76,16 @@ def _incident(con: Any, incident_id: str, path: Path | None) -> dict[str, Any]:
     return inc
 
 
-def _time(text: str, option: str) -> datetime:
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ValueError(f"{option} '{text}' is not a time. Fix: write RFC 3339 with an offset, "
-                         "e.g. 2025-11-17T16:00:00+09:00.") from None
-    if t.tzinfo is None:
-        raise ValueError(f"{option} '{text}' has no UTC offset. Fix: add one, e.g. 2025-11-17T16:00:00+09:00.")
-    return t.astimezone(timezone.utc)
+def _by(by: str | None) -> str:
+    if not by or not by.strip():
+        raise ValueError("--by: a change to the legal record must name who made it. Fix: pass --by YOUR-ID (or "
+                         "--server URL, which records the API key's name).")
+    return by
+
+
+def _quoted(incident: str) -> str:
+    from urllib.parse import quote
+    return quote(incident, safe="")
 
 
 @scope_app.command(DEFAULT_COMMAND)
@@ -100,13 +104,22 @@ def run(
     incident_file: Optional[Path] = IncidentFileOption,
     catalog: Optional[str] = CatalogOption,
     db: Optional[str] = DbOption,
+    server: Optional[str] = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Write the blast-radius manifest, reports (PIPA, GDPR; Korean, English) and notices for INCIDENT.
 
     Each proposed expansion step is listed with its evidence; accept or reject it by id.
-    Exit code 1 when a legal deadline has been missed.
+    Exit code 1 when a legal deadline has been missed. With --server the running server builds them
+    (recorded under the API key) and --out receives copies of its files.
     """
+    if server:
+        if contacts is not None or incident_file is not None or catalog is not None:
+            raise ValueError("--contacts, --incident-file and --catalog apply to a scope run on the store itself. "
+                             "Fix: drop them with --server (the server scopes with its own catalog), or run the "
+                             "scope without --server while no server holds the store.")
+        _remote_run(server, incident, out, accept, reject, accept_all, propose, as_json)
+        return
     from breachwatch.scope.expansion import propose_expansions
     from breachwatch.scope.run import run_scope
     cat = _catalog(catalog)
@@ -134,6 +147,48 @@ def run(
     else:
         _print_result(doc, out)
     if doc["missed_deadlines"]:
+        raise typer.Exit(EXIT_FINDING)
+
+
+def _remote_run(server: str, incident: str, out: Path | None, accept: list[str], reject: list[str],
+                accept_all: bool, propose: bool, as_json: bool) -> None:
+    """`scope` through a running server: its proposals, or a run it builds, whose files are copied to `out`."""
+    from urllib.parse import quote
+
+    from breachwatch.server.client import ServerClient
+    with ServerClient(server) as c:
+        if propose:
+            rows = c.request("GET", f"/v1/incidents/{_quoted(incident)}/scope/proposals")
+            if as_json:
+                print_json(rows)
+            else:
+                _print_steps(rows)
+            return
+        run = c.request("POST", f"/v1/incidents/{_quoted(incident)}/scope",
+                        json={"accept": accept, "reject": reject, "accept_all": accept_all})
+        files = {name: f"/v1/scope/runs/{_quoted(run['run_id'])}/files/{quote(name)}" for name in run["files"]}
+        deadlines = c.request("GET", files["deadlines.json"]) if "deadlines.json" in files else {}
+        if out is not None:
+            for name, path in files.items():
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(c.http.get(path).raise_for_status().content)
+    if isinstance(deadlines, str):  # served as a file: JSON text
+        import orjson
+        deadlines = orjson.loads(deadlines)
+    missed = [d["id"] for d in deadlines.get("duties", []) if d.get("missed")]
+    doc = {**run, "missed_deadlines": missed, "written_to": str(out) if out is not None else None}
+    if as_json:
+        print_json(doc)
+    else:
+        t = Table(title=f"scope of {run['incident']} (version {run['version']}), built by the server", show_header=False)
+        t.add_row("people affected", f"{run['subjects']:,} ({run['members']:,} members, "
+                                     f"{run['non_members']:,} non-members)")
+        t.add_row("missed deadlines", ", ".join(missed) or "none")
+        t.add_row("files", f"{len(files)}" + (f", copied to {out}" if out is not None else
+                                              " on the server (pass --out DIR for copies)"))
+        out_console.print(t)
+    if missed:
         raise typer.Exit(EXIT_FINDING)
 
 
@@ -173,20 +228,26 @@ def aware_at(
     incident: str = typer.Argument(..., help="Incident id."),
     at: str = typer.Option(..., "--at", help="When the company became aware (RFC 3339 with offset)."),
     reason: str = typer.Option(..., "--reason", help="Why it changes (e.g. the regulator's finding)."),
-    by: str = typer.Option(..., "--by", help="Who decided it."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who decided it (with --server: the API key's name)."),
     incident_file: Optional[Path] = IncidentFileOption,
     db: Optional[str] = DbOption,
+    server: Optional[str] = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Move the awareness time the deadlines run from; recorded with its reason."""
     from breachwatch.scope.deadlines import set_aware_at
-    con = connect(db_path(db))
-    try:
-        aw = set_aware_at(con, _incident(con, incident, incident_file), _time(at, "--at"), reason=reason, by=by)
-    finally:
-        con.close()
-    doc = {"incident": incident, "aware_at": aw.aware_at.replace(tzinfo=timezone.utc).isoformat(),
-           "history": aw.history}
+    when = parse_time(at, "--at")
+    if server:
+        doc = remote(server, "POST", f"/v1/incidents/{_quoted(incident)}/aware-at",
+                     json={"at": when.isoformat(), "reason": reason})
+    else:
+        con = connect(db_path(db))
+        try:
+            aw = set_aware_at(con, _incident(con, incident, incident_file), when, reason=reason, by=_by(by))
+        finally:
+            con.close()
+        doc = {"incident": incident, "aware_at": aw.aware_at.replace(tzinfo=timezone.utc).isoformat(),
+               "history": aw.history}
     if as_json:
         print_json(doc)
     else:
@@ -200,19 +261,25 @@ def duty_done(
     duty: str = typer.Option(..., "--duty", help="pipa_notice, pipa_regulator, network_act_intrusion, gdpr_art33 "
                              "or gdpr_art34."),
     at: str = typer.Option(..., "--at", help="When it was done (RFC 3339 with offset)."),
-    by: str = typer.Option(..., "--by", help="Who records it."),
+    by: Optional[str] = typer.Option(None, "--by", help="Who records it (with --server: the API key's name)."),
     note: Optional[str] = typer.Option(None, "--note", help="Reference, e.g. the regulator's receipt number."),
     incident_file: Optional[Path] = IncidentFileOption,
     db: Optional[str] = DbOption,
+    server: Optional[str] = ServerOption,
 ) -> None:
     """Record that a report was filed or notices were sent, so reports show on time or late."""
     from breachwatch.scope.deadlines import record_duty_done
-    con = connect(db_path(db))
-    try:
-        _incident(con, incident, incident_file)
-        record_duty_done(con, incident, duty, _time(at, "--at"), by=by, note=note)
-    finally:
-        con.close()
+    when = parse_time(at, "--at")
+    if server:
+        remote(server, "POST", f"/v1/incidents/{_quoted(incident)}/duties",
+               json={"duty": duty, "at": when.isoformat(), "note": note})
+    else:
+        con = connect(db_path(db))
+        try:
+            _incident(con, incident, incident_file)
+            record_duty_done(con, incident, duty, when, by=_by(by), note=note)
+        finally:
+            con.close()
     out_console.print(f"{incident}: {duty} recorded as done at {at}")
 
 

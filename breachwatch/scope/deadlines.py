@@ -68,6 +68,18 @@ def _iso(t: datetime | None) -> str | None:
     return t.replace(tzinfo=timezone.utc).isoformat(timespec="seconds") if t else None
 
 
+def parse_time(text: str, what: str) -> datetime:
+    """An instant written as RFC 3339 with its UTC offset (a time without one is ambiguous here: refused)."""
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"{what} '{text}' is not a time. Fix: write RFC 3339 with an offset, "
+                         "e.g. 2025-11-17T16:00:00+09:00.") from None
+    if t.tzinfo is None:
+        raise ValueError(f"{what} '{text}' has no UTC offset. Fix: add one, e.g. 2025-11-17T16:00:00+09:00.")
+    return t.astimezone(timezone.utc)
+
+
 def _naive_utc(t: datetime | str) -> datetime:
     if isinstance(t, str):
         t = datetime.fromisoformat(t.replace("Z", "+00:00"))

@@ -80,3 +80,35 @@ def test_a_change_without_a_server_must_name_who_makes_it(tmp_path):
     inc = _canary_incident(db)
     out = _cli("incidents", "ack", inc, "--db", db)
     assert out.returncode == 2 and "--by" in out.stderr
+
+
+def test_a_dpo_scopes_and_records_duties_through_the_running_server(tmp_path):
+    db, keys = make_store(tmp_path)
+    inc = _canary_incident(db)
+    server = ServerProcess(db, "--detect-interval", "0")
+    out = tmp_path / "scope-copy"
+    try:
+        denied = _cli("scope", inc, "--server", server.url, "--out", str(out), key=keys["analyst"])
+        assert denied.returncode != 0 and "403" in denied.stderr
+        aware = _cli("scope", "aware-at", inc, "--at", "2025-05-01T20:00:00+09:00", "--reason", "PIPC finding",
+                     "--server", server.url, "--json", key=keys["dpo"])
+        assert aware.returncode == 0, aware.stderr
+        assert json.loads(aware.stdout)["aware_at"].startswith("2025-05-01T11:00:00")
+        duty = _cli("scope", "duty-done", inc, "--duty", "pipa_regulator", "--at", "2025-05-02T09:00:00+09:00",
+                    "--server", server.url, key=keys["dpo"])
+        assert duty.returncode == 0, duty.stderr
+        bad = _cli("scope", "duty-done", inc, "--duty", "pipa_regulator", "--at", "2025-05-02 09:00",
+                   "--server", server.url, key=keys["dpo"])
+        assert bad.returncode == 2 and "offset" in bad.stderr
+        run = _cli("scope", inc, "--accept-all", "--server", server.url, "--out", str(out), "--json", key=keys["dpo"])
+        # The notices to the people were due long ago: the run says so with exit code 1.
+        assert run.returncode == 1, run.stderr
+        doc = json.loads(run.stdout)
+        assert doc["version"] == 1 and doc["subjects"] >= 1 and "pipa_notice" in doc["missed_deadlines"]
+        assert "pipa_regulator" not in doc["missed_deadlines"]  # recorded as done above, within 72 h
+        assert (out / "manifest.csv").is_file() and (out / "deadlines.json").is_file()
+    finally:
+        server.stop()
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT created_by FROM scope_runs").fetchone()[0].startswith("key:")
+    assert con.execute("SELECT recorded_by FROM scope_duties").fetchone()[0].startswith("key:")

@@ -189,6 +189,31 @@ class ScopeDecision(BaseModel):
     accept_all: bool = False
 
 
+class AwareAtChange(BaseModel):
+    at: str = Field(description="When the company became aware: RFC 3339 with an offset.", min_length=1,
+                    max_length=64, json_schema_extra={"format": "date-time"})
+    reason: str = Field(min_length=1, max_length=2000, description="Why it changes (e.g. the regulator's finding).")
+
+
+class Awareness(BaseModel):
+    incident: str
+    aware_at: str
+    history: list[dict[str, Any]]
+
+
+class DutyDone(BaseModel):
+    duty: Literal["pipa_notice", "pipa_regulator", "network_act_intrusion", "gdpr_art33", "gdpr_art34"]
+    at: str = Field(description="When it was done: RFC 3339 with an offset.", min_length=1, max_length=64,
+                    json_schema_extra={"format": "date-time"})
+    note: Optional[str] = Field(None, max_length=2000, description="Reference, e.g. the regulator's receipt number.")
+
+
+class DutyRecorded(BaseModel):
+    incident: str
+    duty: str
+    done_at: str
+
+
 class ScopeRun(BaseModel):
     run_id: str
     incident: str

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import mimetypes
+from datetime import datetime
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -10,8 +11,8 @@ from fastapi.responses import FileResponse, Response
 
 from breachwatch.server.api.common import CONFLICT, NOT_FOUND, responses
 from breachwatch.server.api.incidents import IncidentId, _incident_or_404
-from breachwatch.server.api.models import (Error, LookupRequest, ScopeDecision, ScopeRun, ScopeStep,
-                                           SubjectExposures)
+from breachwatch.server.api.models import (Awareness, AwareAtChange, DutyDone, DutyRecorded, Error, LookupRequest,
+                                           ScopeDecision, ScopeRun, ScopeStep, SubjectExposures)
 from breachwatch.server.auth import ApiError, audited, client_of, ctx_of, require
 from breachwatch.server.context import ANONYMOUS, Principal, ServerContext
 from breachwatch.server.queries import iso
@@ -123,6 +124,45 @@ def post_scope(request: Request, body: ScopeDecision, incident_id: str = Inciden
                who: Principal = require("scope:decide")) -> dict[str, Any]:
     """Accept or reject proposals and build the manifest and reports (a new version each time)."""
     return build_scope(ctx_of(request), who, incident_id, body, client_of(request))
+
+
+def _instant(text: str) -> datetime:
+    from breachwatch.scope.deadlines import parse_time
+    try:
+        return parse_time(text, "at")
+    except ValueError as e:
+        raise ApiError(422, "invalid_request", str(e)) from None
+
+
+@router.post("/v1/incidents/{incident_id}/aware-at", response_model=Awareness, responses=responses(NOT_FOUND))
+def post_aware_at(request: Request, body: AwareAtChange, incident_id: str = IncidentId,
+                  who: Principal = require("scope:decide")) -> dict[str, Any]:
+    """Move the time the company became aware, which the legal deadlines run from; kept with its reason."""
+    from breachwatch.scope.deadlines import set_aware_at
+    ctx = ctx_of(request)
+    with ctx.store.changing() as cur:
+        inc = _incident_or_404(cur, incident_id)
+        at = _instant(body.at)
+        aw = set_aware_at(cur, inc, at, reason=body.reason, by=f"{who.actor} ({who.name})")
+    ctx.audit(who, "scope.aware_at", resource=f"incident/{incident_id}", client=client_of(request),
+              detail={"aware_at": iso(aw.aware_at)})
+    return {"incident": incident_id, "aware_at": iso(aw.aware_at), "history": aw.history}
+
+
+@router.post("/v1/incidents/{incident_id}/duties", response_model=DutyRecorded, status_code=201,
+             responses=responses(NOT_FOUND))
+def post_duty(request: Request, body: DutyDone, incident_id: str = IncidentId,
+              who: Principal = require("scope:decide")) -> dict[str, Any]:
+    """Record that a report was filed or notices were sent, so reports say on time or late."""
+    from breachwatch.scope.deadlines import record_duty_done
+    ctx = ctx_of(request)
+    with ctx.store.changing() as cur:
+        _incident_or_404(cur, incident_id)
+        at = _instant(body.at)
+        record_duty_done(cur, incident_id, body.duty, at, by=f"{who.actor} ({who.name})", note=body.note)
+    ctx.audit(who, "scope.duty_done", resource=f"incident/{incident_id}", client=client_of(request),
+              detail={"duty": body.duty})
+    return {"incident": incident_id, "duty": body.duty, "done_at": iso(at.replace(tzinfo=None))}
 
 
 @router.get("/v1/incidents/{incident_id}/scope/runs", response_model=list[ScopeRun], responses=responses(NOT_FOUND))
