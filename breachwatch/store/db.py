@@ -81,9 +81,14 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int
     return applied
 
 
-def _lock_holder(msg: str) -> str:
+def store_locked(db: str | os.PathLike[str], msg: str) -> StoreLocked:
+    """The error for a store another process writes to (DuckDB's lock message `msg` names its PID)."""
     m = re.search(r"PID (\d+)", msg)
-    return f" (held by process {m.group(1)})" if m else ""
+    holder = f" (held by process {m.group(1)})" if m else ""
+    return StoreLocked(
+        f"{db}: another process is writing to this store{holder}. Fix: wait for it to finish. If it is "
+        "'breachwatch serve', send the change to it with --server URL (ingest, incidents, scope, apikeys and "
+        "users take it); discover and scope address-book run while the server is stopped.")
 
 
 def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
@@ -105,10 +110,7 @@ def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = Fal
     except duckdb.IOException as e:
         msg = str(e)
         if "lock" in msg.lower():
-            raise StoreLocked(
-                f"{db}: another process is writing to this store{_lock_holder(msg)}. "
-                "Fix: wait for it to finish, or send the work to the running server with --server URL."
-            ) from e
+            raise store_locked(db, msg) from e
         raise StoreError(f"{db}: cannot open the store ({msg}).") from e
     except duckdb.Error as e:
         raise StoreError(f"{db}: not a breachwatch store or damaged ({e}). "

@@ -16,12 +16,11 @@ for new nonces. The data is still AES-GCM encrypted either way.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 import duckdb
 
-from breachwatch.store.db import StoreError, StoreLocked, migrate
+from breachwatch.store.db import StoreError, migrate, store_locked
 
 KEY_ENV = "BREACHWATCH_DB_KEY"
 KEY_FILE_ENV = "BREACHWATCH_DB_KEY_FILE"
@@ -94,10 +93,7 @@ def connect_encrypted(path: str | os.PathLike[str], key: str, *, read_only: bool
         con.close()
         msg = str(e)
         if "lock" in msg.lower():
-            m = re.search(r"PID (\d+)", msg)
-            raise StoreLocked(f"{db}: another process is writing to this store"
-                              f"{f' (held by process {m.group(1)})' if m else ''}. Fix: wait for it to finish, "
-                              "or send the work to the running server with --server URL.") from e
+            raise store_locked(db, msg) from e
         if "key" in msg.lower() or "encrypt" in msg.lower():
             raise StoreError(f"{db}: cannot open the encrypted store with this key ({msg}). Fix: set "
                              f"{KEY_ENV} or --db-key-file to the key the store was created with.") from e
