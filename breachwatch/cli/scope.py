@@ -290,20 +290,44 @@ def address_book(
     tz: Optional[str] = typer.Option(None, "--tz", help="Zone for times written without an offset."),
     replace: bool = typer.Option(False, "--replace", help="Replace rows loaded earlier from the same file."),
     db: Optional[str] = DbOption,
+    server: Optional[str] = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Load address-book snapshots (member_id, recipient_id, valid_from[, valid_to, entry_id, fields])."""
     from breachwatch.scope.address_book import load_snapshots
-    con = connect(db_path(db))
-    try:
-        counts = {str(p): load_snapshots(con, p, tz=tz, replace=replace) for p in paths}
-    finally:
-        con.close()
+    if server:
+        counts = {str(p): _upload_snapshot(server, p, tz, replace) for p in paths}
+    else:
+        con = connect(db_path(db))
+        try:
+            counts = {str(p): load_snapshots(con, p, tz=tz, replace=replace) for p in paths}
+        finally:
+            con.close()
     if as_json:
         print_json(counts)
     else:
         for p, n in counts.items():
             out_console.print(f"{p}: {n:,} address-book rows loaded")
+
+
+def _upload_snapshot(server: str, path: Path, tz: str | None, replace: bool) -> int:
+    """Send one snapshot file to a running server, filed under its path as given (so --replace matches)."""
+    name = path.name.lower()
+    fmt = "parquet" if name.endswith(".parquet") else "csv" if name.endswith((".csv", ".csv.gz")) else None
+    if fmt is None:
+        raise ValueError(f"{path}: address-book snapshots must be .csv or .parquet. Fix: export member_id, "
+                         "recipient_id, valid_from[, valid_to, entry_id, fields] as CSV.")
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read it ({e.strerror}). Fix: pass the address-book export.") from None
+    if name.endswith(".gz"):
+        import gzip
+        data = gzip.decompress(data)
+    params = {"source": str(path), "format": fmt, "replace": replace, **({"tz": tz} if tz else {})}
+    return int(remote(server, "POST", "/v1/address-book", params=params, content=data,
+                      headers={"Content-Type": "text/csv" if fmt == "csv" else "application/vnd.apache.parquet"}
+                      )["rows"])
 
 
 @scope_app.command("lookup-token")

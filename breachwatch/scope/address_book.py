@@ -46,16 +46,18 @@ def _time_sql(col: str, tz: str | None) -> str:
 
 
 def load_snapshots(con: duckdb.DuckDBPyConnection, path: str | Path, *, tz: str | None = None,
-                   replace: bool = False) -> int:
-    """Load one snapshot file into `address_book_snapshots`; returns the rows added."""
+                   replace: bool = False, source: str | None = None) -> int:
+    """Load one snapshot file into `address_book_snapshots`; returns the rows added. Its rows are filed under
+    `source` (default: the path), which --replace matches."""
     p = Path(path)
+    label = source or str(p)
     if not p.exists():
-        raise ValueError(f"{p}: no such file. Fix: pass the address-book export.")
+        raise ValueError(f"{label}: no such file. Fix: pass the address-book export.")
     src = _reader(p)
     cols = {r[0].lower(): (r[0], r[1]) for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
     missing = [c for c in REQUIRED if c not in cols]
     if missing:
-        raise ValueError(f"{p}: missing column(s) {', '.join(missing)} (found {', '.join(cols)}). Fix: provide "
+        raise ValueError(f"{label}: missing column(s) {', '.join(missing)} (found {', '.join(cols)}). Fix: provide "
                          "member_id, recipient_id and valid_from (and optionally valid_to, entry_id, fields).")
 
     def c(name: str) -> str:
@@ -65,7 +67,7 @@ def load_snapshots(con: duckdb.DuckDBPyConnection, path: str | Path, *, tz: str 
             bad = con.execute(f"SELECT count(*), any_value({c(tcol)}) FROM {src} WHERE nullif(trim({c(tcol)}), '') "
                               f"IS NOT NULL AND NOT regexp_matches(trim({c(tcol)}), '{_OFFSET}')").fetchone()
             if bad[0]:
-                raise ValueError(f"{p}: {bad[0]:,} {tcol} value(s) have no UTC offset (e.g. '{bad[1]}'). Fix: write "
+                raise ValueError(f"{label}: {bad[0]:,} {tcol} value(s) have no UTC offset (e.g. '{bad[1]}'). Fix: write "
                                  "times like 2025-04-01T09:00:00+09:00, or pass the zone (--tz Asia/Seoul).")
     if "fields" in cols:
         f = c("fields")
@@ -81,15 +83,15 @@ def load_snapshots(con: duckdb.DuckDBPyConnection, path: str | Path, *, tz: str 
     con.execute("BEGIN")
     try:
         if replace:
-            con.execute("DELETE FROM address_book_snapshots WHERE source = ?", [str(p)])
+            con.execute("DELETE FROM address_book_snapshots WHERE source = ?", [label])
         n = con.execute(f"""INSERT INTO address_book_snapshots
             SELECT CAST({c('member_id')} AS VARCHAR), CAST({c('recipient_id')} AS VARCHAR), {entry}, {fields},
                    {_time_sql(c('valid_from'), tz)}, {valid_to}, ?, ?
-            FROM {src}""", [str(p), loaded_at]).fetchone()[0]
+            FROM {src}""", [label, loaded_at]).fetchone()[0]
         con.execute("COMMIT")
     except duckdb.ConversionException as e:
         con.execute("ROLLBACK")
-        raise ValueError(f"{p}: a time could not be read ({e}). Fix: use RFC 3339 times with an offset.") from e
+        raise ValueError(f"{label}: a time could not be read ({e}). Fix: use RFC 3339 times with an offset.") from e
     except BaseException:
         con.execute("ROLLBACK")
         raise

@@ -88,7 +88,7 @@ def store_locked(db: str | os.PathLike[str], msg: str) -> StoreLocked:
     return StoreLocked(
         f"{db}: another process is writing to this store{holder}. Fix: wait for it to finish. If it is "
         "'breachwatch serve', send the change to it with --server URL (ingest, incidents, scope, apikeys and "
-        "users take it); discover and scope address-book run while the server is stopped.")
+        "users take it); discover runs while the server is stopped.")
 
 
 def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,

@@ -112,3 +112,25 @@ def test_a_dpo_scopes_and_records_duties_through_the_running_server(tmp_path):
     con = connect(db, read_only=True)
     assert con.execute("SELECT created_by FROM scope_runs").fetchone()[0].startswith("key:")
     assert con.execute("SELECT recorded_by FROM scope_duties").fetchone()[0].startswith("key:")
+
+
+def test_address_book_snapshots_go_through_the_running_server(tmp_path):
+    db, keys = make_store(tmp_path)
+    snap = tmp_path / "book.csv"
+    snap.write_text("member_id,recipient_id,valid_from\n1001,r-1,2025-04-01T00:00:00+09:00\n"
+                    "1001,r-2,2025-04-01T00:00:00+09:00\n")
+    broken = tmp_path / "broken.csv"
+    broken.write_text("member,recipient\n1,2\n")
+    server = ServerProcess(db, "--detect-interval", "0")
+    try:
+        for _ in range(2):  # loaded twice with --replace: still two rows
+            r = _cli("scope", "address-book", str(snap), "--replace", "--server", server.url, "--json", key=keys["dpo"])
+            assert r.returncode == 0, r.stderr
+            assert json.loads(r.stdout) == {str(snap): 2}
+        bad = _cli("scope", "address-book", str(broken), "--server", server.url, key=keys["dpo"])
+        assert bad.returncode != 0 and "missing column" in bad.stderr and str(broken) in bad.stderr
+        assert "bw-addressbook" not in bad.stderr  # the server's scratch file is not named
+    finally:
+        server.stop()
+    con = connect(db, read_only=True)
+    assert con.execute("SELECT count(*), any_value(source) FROM address_book_snapshots").fetchone() == (2, str(snap))

@@ -51,6 +51,11 @@ def _same_on_the_wire_as_valid(case) -> bool:
     return any(isinstance(v, list) and len(v) <= 1 for v in (case.query or {}).values())
 
 
+# Routes whose body is a file the spec can only call a string (an address-book snapshot must hold certain
+# columns and times): a schema-valid body can still be refused, with 422 and the reason, which is checked.
+CONTENT_CHECKED = {"/v1/address-book"}
+
+
 @schema.parametrize()
 @settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_spec(case):
@@ -60,6 +65,8 @@ def test_api_conforms_to_its_spec(case):
         case.call_and_validate()
     else:
         skip = [schemathesis.checks.negative_data_rejection] if _same_on_the_wire_as_valid(case) else []
+        if case.operation.path in CONTENT_CHECKED:
+            skip.append(schemathesis.checks.positive_data_acceptance)
         case.call_and_validate(headers={"Authorization": f"Bearer {_state['keys']['all']}"}, excluded_checks=skip)
 
 

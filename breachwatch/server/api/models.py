@@ -208,6 +208,11 @@ class DutyDone(BaseModel):
     note: Optional[str] = Field(None, max_length=2000, description="Reference, e.g. the regulator's receipt number.")
 
 
+class AddressBookLoaded(BaseModel):
+    source: str
+    rows: int
+
+
 class DutyRecorded(BaseModel):
     incident: str
     duty: str

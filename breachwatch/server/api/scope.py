@@ -4,15 +4,17 @@ from __future__ import annotations
 import mimetypes
 from datetime import datetime
 from pathlib import Path as FsPath
-from typing import Any
+from typing import Any, Literal, Optional
 
-from fastapi import APIRouter, Path, Request
+import duckdb
+
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse, Response
 
 from breachwatch.server.api.common import CONFLICT, NOT_FOUND, responses
 from breachwatch.server.api.incidents import IncidentId, _incident_or_404
-from breachwatch.server.api.models import (Awareness, AwareAtChange, DutyDone, DutyRecorded, Error, LookupRequest,
-                                           ScopeDecision, ScopeRun, ScopeStep, SubjectExposures)
+from breachwatch.server.api.models import (AddressBookLoaded, Awareness, AwareAtChange, DutyDone, DutyRecorded, Error,
+                                           LookupRequest, ScopeDecision, ScopeRun, ScopeStep, SubjectExposures)
 from breachwatch.server.auth import ApiError, audited, client_of, ctx_of, require
 from breachwatch.server.context import ANONYMOUS, Principal, ServerContext
 from breachwatch.server.queries import iso
@@ -163,6 +165,51 @@ def post_duty(request: Request, body: DutyDone, incident_id: str = IncidentId,
     ctx.audit(who, "scope.duty_done", resource=f"incident/{incident_id}", client=client_of(request),
               detail={"duty": body.duty})
     return {"incident": incident_id, "duty": body.duty, "done_at": iso(at.replace(tzinfo=None))}
+
+
+_SNAPSHOT_BODY = {"content": {"text/csv": {"schema": {"type": "string"}},
+                               "application/vnd.apache.parquet": {"schema": {"type": "string", "format": "binary"}}},
+                   "required": True}
+
+
+@router.post("/v1/address-book", response_model=AddressBookLoaded, status_code=201,
+             openapi_extra={"requestBody": _SNAPSHOT_BODY},
+             responses=responses({413: {"model": Error, "description": "Over the size limit; nothing loaded."},
+                                  422: {"model": Error, "description": "Not a snapshot this takes; nothing loaded."}}))
+async def post_address_book(request: Request,
+                            source: str = Query(..., min_length=1, max_length=500,
+                                                description="The snapshot's name (its file): replace matches it."),
+                            fmt: Literal["csv", "parquet"] = Query("csv", alias="format"),
+                            tz: Optional[str] = Query(None, max_length=64,
+                                                      description="Zone for times written without an offset."),
+                            replace: bool = Query(False, description="Replace rows loaded earlier under source."),
+                            who: Principal = require("scope:decide")) -> dict[str, Any]:
+    """Load an address-book snapshot (member_id, recipient_id, valid_from[, valid_to, entry_id, fields]),
+    which scoping uses to find the recipients in each member's address book at the time of a read."""
+    import tempfile
+
+    from starlette.concurrency import run_in_threadpool
+
+    from breachwatch.scope.address_book import load_snapshots
+    ctx = ctx_of(request)
+    body = await request.body()
+    if len(body) > ctx.config.max_body_bytes:
+        raise ApiError(413, "too_large", f"the snapshot is larger than {ctx.config.max_body_bytes} bytes. Fix: "
+                       "split it, or load it with 'breachwatch scope address-book' while the server is stopped.")
+
+    def load() -> int:
+        with tempfile.TemporaryDirectory(prefix="bw-addressbook-") as tmp:
+            path = FsPath(tmp) / f"snapshot.{fmt}"
+            path.write_bytes(body)
+            try:
+                with ctx.store.changing() as cur:
+                    return load_snapshots(cur, path, tz=tz, replace=replace, source=source)
+            except (ValueError, duckdb.Error) as e:  # named by its source, not by the server's scratch file
+                raise ApiError(422, "invalid_snapshot", str(e).replace(str(path), source)) from None
+    rows = await run_in_threadpool(load)
+    ctx.audit(who, "address_book.load", resource=f"address_book/{source}", client=client_of(request),
+              detail={"rows": rows, "replace": replace})
+    return {"source": source, "rows": rows}
 
 
 @router.get("/v1/incidents/{incident_id}/scope/runs", response_model=list[ScopeRun], responses=responses(NOT_FOUND))
