@@ -22,8 +22,8 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from breachwatch.cli.common import (EXIT_USAGE, DbOption, JsonOption, db_path, err_console, fail, handle_errors,
-                                    out_console, print_json, show_progress)
+from breachwatch.cli.common import (EXIT_USAGE, DbOption, JsonOption, ServerOption, db_path, err_console, fail,
+                                    handle_errors, out_console, print_json, remote, show_progress)
 from breachwatch.cli.main import app
 from breachwatch.contract.catalog import load_catalog
 from breachwatch.discover import datamap
@@ -36,6 +36,9 @@ from breachwatch.discover.scan import DEFAULT_SAMPLE, Budget, ProgressFn, Source
 from breachwatch.discover.scanners.eventstore import EventStoreSource
 from breachwatch.discover.suggest import as_catalog_yaml, suggest_catalog
 from breachwatch.store.db import connect
+
+
+WORK_STORE = "breachwatch-discover.duckdb"  # a scan sent to a server is recorded here first (it resumes here)
 
 
 @app.command()
@@ -64,24 +67,41 @@ def discover(
     catalog: Optional[str] = typer.Option(None, "--catalog", envvar="BREACHWATCH_CATALOG",
                                           help="Catalog to compare with (default: ./breachwatch.yaml if present, "
                                                "else the built-in one)."),
+    server: Optional[str] = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Find personal data in databases, files and the event store; keep the data map."""
+    """Find personal data in databases, files and the event store; keep the data map.
+
+    With --server, the scan is recorded in --db (default ./breachwatch-discover.duckdb, where an unfinished
+    scan resumes) and each run is then sent to the running server, which keeps the data map."""
     sources = sources or []
     if not sources and not store and not list_map and not suggest:
         fail("nothing to do. Fix: give a source (database URL, file or folder), --store, --list or "
              "--suggest-catalog.")
-    path = db_path(db)
+    if server and store:
+        fail("--store scans the events of the store a server holds, which only that store's writer may read. "
+             "Fix: run 'breachwatch discover --store' while the server is stopped, or drop --store.")
+    path = db or WORK_STORE if server else db_path(db)
     con = connect(path)
     try:
         reports: list[SourceReport] = []
         if sources or store:
             reports = _scan(con, path, sources, store, Budget(sample, max_rows, max_seconds),
                             Analyzer(load_recognizers(recognizers)), tables, fresh, min_confidence, as_json)
-        rows = datamap.list_datamap(con, min_confidence=min_confidence) if (list_map or suggest) else []
+        uploads = [remote(server, "POST", "/v1/datamap/runs", json=datamap.export_run(con, r.run_id))
+                   for r in reports if r.run_id] if server else []
+        if not (list_map or suggest):
+            rows = []
+        elif server:
+            rows = [r for r in remote(server, "GET", "/v1/datamap") if r["confidence"] >= min_confidence]
+        else:
+            rows = datamap.list_datamap(con, min_confidence=min_confidence)
     finally:
         con.close()
-    result: dict[str, object] = {"store": path}
+    result: dict[str, object] = {"store": server or path}
+    if server:
+        result["scan_store"] = path
+        result["sent"] = uploads
     if reports:
         result["scans"] = [r.to_dict() for r in reports]
     if list_map:

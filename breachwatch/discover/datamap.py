@@ -116,3 +116,67 @@ def skipped_tables(con: duckdb.DuckDBPyConnection, run_id: str) -> list[dict[str
     rows = con.execute("SELECT table_name, reason FROM discover_progress WHERE run_id = ? AND status = 'skipped' "
                        "ORDER BY table_name", [run_id]).fetchall()
     return [{"table": t, "reason": r} for t, r in rows]
+
+
+# A scan made elsewhere (`discover --server`: on the machine that reaches the databases, into a working store
+# of its own) is handed to the store's one writer as one document per run: the run, its progress rows and
+# the findings of the tables it finished.
+_RUN_COLS = ("run_id", "source", "started_at", "finished_at", "status", "sample_size", "tables_total",
+             "tables_done", "tables_skipped", "rows_sampled", "message")
+_PROGRESS_COLS = ("run_id", "source", "table_name", "status", "reason", "estimated_rows", "sampled_rows",
+                  "sample_method", "columns_scanned", "findings", "finished_at")
+
+
+def _rows(con: duckdb.DuckDBPyConnection, cols: tuple[str, ...], table: str, where: str,
+          args: list[Any]) -> list[dict[str, Any]]:
+    out = con.execute(f"SELECT {', '.join(cols)} FROM {table} WHERE {where}", args).fetchall()
+    return [{k: (v.isoformat() if isinstance(v, dt.datetime) else v) for k, v in zip(cols, r)} for r in out]
+
+
+def export_run(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """One run of this store's data map as a document `import_run` applies to another store."""
+    runs = _rows(con, _RUN_COLS, "discover_runs", "run_id = ?", [run_id])
+    if not runs:
+        raise ValueError(f"scan run '{run_id}' is not in this store.")
+    return {"run": runs[0], "progress": _rows(con, _PROGRESS_COLS, "discover_progress", "run_id = ?", [run_id]),
+            "findings": _rows(con, _COLUMNS, "datamap", "run_id = ?", [run_id])}
+
+
+def import_run(con: duckdb.DuckDBPyConnection, doc: dict[str, Any]) -> dict[str, int]:
+    """Apply an `export_run` document: the run and its progress replace earlier copies of the same run, and
+    each table it finished has its findings replaced, as `record_table` replaces them; one transaction."""
+    run = doc["run"]
+    rid, source = run["run_id"], run["source"]
+    if any(r["run_id"] != rid or r["source"] != source for r in [*doc["progress"], *doc["findings"]]):
+        raise ValueError(f"scan run '{rid}': its progress or findings name another run or source. Fix: send the "
+                         "document as export_run wrote it.")
+    done = sorted({p["table_name"] for p in doc["progress"] if p["status"] == "done"})
+    if any(f["table_name"] not in done for f in doc["findings"]):
+        raise ValueError(f"scan run '{rid}': findings for a table it did not finish. Fix: send the document as "
+                         "export_run wrote it.")
+    def value(col: str, v: Any) -> Any:  # times arrive as RFC 3339 text; the store keeps naive UTC
+        if v is not None and col in ("started_at", "finished_at", "scanned_at"):
+            try:
+                t = dt.datetime.fromisoformat(str(v).replace("Z", "+00:00"))
+                return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+            except (ValueError, OverflowError):
+                raise ValueError(f"scan run '{rid}': {col} {v!r} is not a time the store keeps. Fix: send "
+                                 "RFC 3339 times, as export_run writes them.") from None
+        return v
+    con.execute("BEGIN")
+    try:
+        con.execute("DELETE FROM discover_runs WHERE run_id = ?", [rid])
+        con.execute("DELETE FROM discover_progress WHERE run_id = ?", [rid])
+        if done:
+            con.execute("DELETE FROM datamap WHERE source = ? AND list_contains(?, table_name)", [source, done])
+        for table, cols, rows in (("discover_runs", _RUN_COLS, [run]), ("discover_progress", _PROGRESS_COLS,
+                                                                         doc["progress"]),
+                                  ("datamap", _COLUMNS, doc["findings"])):
+            if rows:
+                con.executemany(f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+                                [[value(c, r.get(c)) for c in cols] for r in rows])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return {"tables": len(done), "findings": len(doc["findings"])}

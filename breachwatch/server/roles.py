@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "scope:decide": frozenset({"dpo"}),
     "subjects:lookup": frozenset({"dpo"}),
     "datamap:read": frozenset({"analyst", "dpo"}),
+    "datamap:write": frozenset({"admin"}),  # the operator who runs discovery against the databases
     "keyfindings:read": frozenset({"analyst", "admin"}),
     "drill:read": frozenset({"analyst", "dpo"}),
     "metrics:read": frozenset(ROLES),

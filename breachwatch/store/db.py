@@ -87,8 +87,8 @@ def store_locked(db: str | os.PathLike[str], msg: str) -> StoreLocked:
     holder = f" (held by process {m.group(1)})" if m else ""
     return StoreLocked(
         f"{db}: another process is writing to this store{holder}. Fix: wait for it to finish. If it is "
-        "'breachwatch serve', send the change to it with --server URL (ingest, incidents, scope, apikeys and "
-        "users take it); discover runs while the server is stopped.")
+        "'breachwatch serve', send the change to it with --server URL (ingest, incidents, scope, discover, "
+        "apikeys and users take it).")
 
 
 def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,

@@ -44,6 +44,8 @@ API = [
     ("GET", "/v1/subjects/1001/exposures", "subjects:lookup", None),
     ("POST", "/v1/lookup", None, {"token": "not-a-token"}),
     ("GET", "/v1/datamap", "datamap:read", None),
+    ("POST", "/v1/datamap/runs", "datamap:write",
+     {"run": {"run_id": "authz", "source": "authz.csv", "started_at": "2025-01-01T00:00:00Z", "status": "complete"}}),
     ("GET", "/v1/keys/findings", "keyfindings:read", None),
     ("GET", "/v1/drill", "drill:read", None),
     ("GET", "/v1/admin/apikeys", "admin:apikeys", None),

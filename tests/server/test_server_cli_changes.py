@@ -134,3 +134,40 @@ def test_address_book_snapshots_go_through_the_running_server(tmp_path):
         server.stop()
     con = connect(db, read_only=True)
     assert con.execute("SELECT count(*), any_value(source) FROM address_book_snapshots").fetchone() == (2, str(snap))
+
+
+def test_discovery_is_recorded_by_the_running_server(tmp_path):
+    """The scan runs where the data is and resumes in its own store; the server keeps the data map."""
+    import csv
+
+    from breachwatch.discover import samples
+
+    db, keys = make_store(tmp_path)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    rows = samples.customer_rows(300, seed=5)
+    with open(folder / "customers.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    work = tmp_path / "scan.duckdb"
+    server = ServerProcess(db, "--detect-interval", "0")
+    try:
+        held = _cli("discover", str(folder), "--store", "--server", server.url, key=keys["admin"])
+        assert held.returncode == 2 and "--store" in held.stderr
+        for _ in range(2):  # a second scan of the same table replaces its findings
+            r = _cli("discover", str(folder), "--server", server.url, "--db", str(work), "--fresh", "--json",
+                     key=keys["admin"])
+            assert r.returncode == 0, r.stderr
+            sent = json.loads(r.stdout)["sent"]
+            assert len(sent) == 1 and sent[0]["findings"] >= 3
+        listed = _cli("discover", "--list", "--server", server.url, "--json", key=keys["dpo"])
+        assert listed.returncode == 0, listed.stderr
+        found = json.loads(listed.stdout)["datamap"]
+        assert {f["field"] for f in found} >= {"email", "phone"}
+        assert len(found) == sent[0]["findings"]
+        denied = _cli("discover", str(folder), "--server", server.url, "--db", str(work), key=keys["analyst"])
+        assert denied.returncode != 0 and "403" in denied.stderr
+    finally:
+        server.stop()
+    assert work.exists()  # where the scan resumes

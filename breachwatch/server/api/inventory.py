@@ -9,9 +9,9 @@ from typing import Any, Optional
 import orjson
 from fastapi import APIRouter, Query, Request
 
-from breachwatch.server.api.common import responses
-from breachwatch.server.api.models import DatamapEntry, Document
-from breachwatch.server.auth import ctx_of, require
+from breachwatch.server.api.common import CONFLICT, responses
+from breachwatch.server.api.models import DatamapEntry, DiscoverRunStored, DiscoverRunUpload, Document
+from breachwatch.server.auth import ApiError, client_of, ctx_of, require
 from breachwatch.server.context import Principal, ServerContext
 from breachwatch.server.queries import has_table, iso
 
@@ -84,3 +84,19 @@ def get_key_findings(request: Request, who: Principal = require("keyfindings:rea
 def get_drill(request: Request, who: Principal = require("drill:read")) -> dict[str, Any]:
     """The last drill's scores (Contract 4 JSON)."""
     return drill_scores(ctx_of(request))
+
+
+@router.post("/v1/datamap/runs", response_model=DiscoverRunStored, status_code=201, responses=responses(CONFLICT))
+def post_discover_run(request: Request, body: DiscoverRunUpload,
+                      who: Principal = require("datamap:write")) -> dict[str, Any]:
+    """Store a scan run made by `breachwatch discover --server`: its tables' findings replace theirs."""
+    from breachwatch.discover.datamap import import_run
+    ctx = ctx_of(request)
+    try:
+        with ctx.store.changing() as cur:
+            counts = import_run(cur, body.model_dump())
+    except ValueError as e:
+        raise ApiError(409, "conflict", str(e)) from None
+    ctx.audit(who, "datamap.import", resource=f"datamap/{body.run.source}", client=client_of(request),
+              detail={"run_id": body.run.run_id, **counts})
+    return {"run_id": body.run.run_id, **counts}

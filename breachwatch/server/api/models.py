@@ -1,9 +1,9 @@
 """The API's request and response shapes, so the OpenAPI spec says exactly what is served."""
 from __future__ import annotations
 
-from typing import Any, Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 Severity = Literal["low", "medium", "high", "critical"]
 Status = Literal["open", "acknowledged", "resolved", "false_positive"]
@@ -340,6 +340,75 @@ class DatamapEntry(BaseModel):
     signals: Optional[list[str]] = None
     run_id: str
     scanned_at: Optional[str] = None
+
+
+_BIGINT = 2**53  # counts: within what a JSON number holds exactly (and the store's BIGINT columns)
+
+
+def _not_bool(v: Any) -> Any:
+    if isinstance(v, bool):  # JSON true is not the number 1 (pydantic would take it as one)
+        raise ValueError("a count is a number, not true or false")
+    return v
+
+
+Count = Annotated[int, Field(ge=0, le=_BIGINT), BeforeValidator(_not_bool)]  # bounds first: they reach the spec
+
+
+class DiscoverRun(BaseModel):
+    run_id: str = Field(min_length=1, max_length=64)
+    source: str = Field(min_length=1, max_length=2000)
+    started_at: str = Field(json_schema_extra={"format": "date-time"})
+    finished_at: Optional[str] = Field(None, json_schema_extra={"format": "date-time"})
+    status: Literal["running", "complete", "incomplete", "failed", "abandoned"]
+    sample_size: Optional[Count] = None
+    tables_total: Count = 0
+    tables_done: Count = 0
+    tables_skipped: Count = 0
+    rows_sampled: Count = 0
+    message: Optional[str] = Field(None, max_length=4000)
+
+
+class DiscoverProgress(BaseModel):
+    run_id: str
+    source: str
+    table_name: str = Field(min_length=1, max_length=1000)
+    status: Literal["done", "skipped"]
+    reason: Optional[str] = Field(None, max_length=4000)
+    estimated_rows: Optional[Count] = None
+    sampled_rows: Optional[Count] = None
+    sample_method: Optional[str] = Field(None, max_length=100)
+    columns_scanned: Optional[Count] = None
+    findings: Optional[Count] = None
+    finished_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class DiscoverFinding(BaseModel):
+    source: str
+    table_name: str = Field(min_length=1, max_length=1000)
+    column_name: str = Field(min_length=1, max_length=1000)
+    entity: str = Field(min_length=1, max_length=100)
+    field: str = Field(min_length=1, max_length=100)
+    category: str = Field(min_length=1, max_length=100)
+    confidence: float = Field(ge=0.0, le=1.0)
+    hits: Count
+    sampled: Count
+    estimated_rows: Optional[Count] = None
+    signals: Optional[list[str]] = None
+    run_id: str
+    scanned_at: str = Field(json_schema_extra={"format": "date-time"})
+
+
+class DiscoverRunUpload(BaseModel):
+    """One scan run made by `breachwatch discover --server` on another machine."""
+    run: DiscoverRun
+    progress: list[DiscoverProgress] = Field(default_factory=list, max_length=100_000)
+    findings: list[DiscoverFinding] = Field(default_factory=list, max_length=1_000_000)
+
+
+class DiscoverRunStored(BaseModel):
+    run_id: str
+    tables: int
+    findings: int
 
 
 class Document(BaseModel):
