@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 import duckdb
 
+from breachwatch.detect import daycache
 from breachwatch.detect.config import DetectConfig
 
 # Counter metrics, the detector whose settings govern them, and its setting for the windows.
@@ -55,8 +56,7 @@ def refresh(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) 
         d = cfg.detectors[det]
         if not d["enabled"]:
             continue
-        for w in d["windows"]:
-            _counter_baseline(con, metric, w, d["peer_quantile"])
+        _counter_baseline(con, metric, d["windows"], d["peer_quantile"])
     _volume_baseline(con, cfg, since, until)
     _prune(con, cfg, until)
 
@@ -74,23 +74,26 @@ def _prune(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -
     con.execute(f"DELETE FROM counter_alerted WHERE seen_at < ?::TIMESTAMP - INTERVAL {int(longest)} SECOND", [until])
 
 
-def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, window_s: float, q: float) -> None:
-    """Own and peer levels of one metric and window, from the history's hourly counts (`_bl_hours`)."""
-    hours = max(1, math.ceil(window_s / 3600))
+def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, windows: list[float], q: float) -> None:
+    """Own and peer levels of one metric for each of its windows, from the history's hourly counts (`_bl_hours`).
+
+    All windows in three statements: the rolling sums share one ordering of each entity's hours.
+    """
+    spans = [(int(w), max(1, math.ceil(w / 3600))) for w in windows]
     # Rolling sums over hours+1 hourly buckets bound every W-long window from above.
-    con.execute(f"""
-        INSERT INTO baselines (scope, metric, window_s, ek, value, samples, slot)
-        SELECT 'own', '{metric}', {int(window_s)}, ek, max(rolling), count(*), -1 FROM (
-            SELECT ek, sum(n) OVER (PARTITION BY ek ORDER BY bucket
-                                    RANGE BETWEEN INTERVAL {hours} HOUR PRECEDING AND CURRENT ROW) AS rolling
-            FROM _bl_hours WHERE metric = ?)
-        GROUP BY ek""", [metric])
+    rolling = ", ".join(f"sum(n) OVER (PARTITION BY ek ORDER BY bucket RANGE BETWEEN INTERVAL {h} HOUR PRECEDING "
+                        f"AND CURRENT ROW) AS r{i}" for i, (_, h) in enumerate(spans))
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_own AS
+        SELECT ek, count(*) AS samples, {", ".join(f"max(r{i}) AS r{i}" for i in range(len(spans)))}
+        FROM (SELECT ek, {rolling} FROM _bl_hours WHERE metric = ?) GROUP BY ek""", [metric])
+    own = " UNION ALL ".join(f"SELECT 'own', '{metric}', {w}, ek, r{i}, samples, -1 FROM _bl_own"
+                             for i, (w, _) in enumerate(spans))
+    con.execute(f"INSERT INTO baselines (scope, metric, window_s, ek, value, samples, slot) {own}")
     con.execute(f"""
         INSERT INTO baselines (scope, metric, window_s, etype, ptype, value, samples, slot)
-        SELECT 'peer', '{metric}', {int(window_s)}, r.etype, r.ptype, quantile_cont(b.value, {q}), count(*), -1
+        SELECT 'peer', '{metric}', b.window_s, r.etype, r.ptype, quantile_cont(b.value, {q}), count(*), -1
         FROM baselines b JOIN entity_registry r ON r.ek = b.ek
-        WHERE b.scope = 'own' AND b.metric = '{metric}' AND b.window_s = {int(window_s)}
-        GROUP BY r.etype, r.ptype""")
+        WHERE b.scope = 'own' AND b.metric = '{metric}' GROUP BY b.window_s, r.etype, r.ptype""")
 
 
 def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: datetime, until: datetime) -> None:
@@ -99,17 +102,17 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
     group, the 99th percentile hour. Small entities never reach the floors, so they keep one number."""
     d = cfg.detectors["volume_anomaly"]
     con.execute("DELETE FROM volume_levels")
-    # Each metric's levels and peers read the same per-entity hours: aggregate them once.
-    con.execute("""CREATE OR REPLACE TEMP TABLE _bl_volume AS
-        SELECT ek, hour, sum(requests) AS requests, sum(bytes) AS bytes, sum(subject_reads) AS subject_reads
-        FROM entity_hours h WHERE hour >= ? AND hour < ?
-          AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek) GROUP BY ALL""", [since, until])
-    for metric in ("requests", "bytes", "subject_reads"):
+    metrics = ("requests", "bytes", "subject_reads")
+    _hours(con, since, until, metrics)
+    # Each entity's busiest hour, for all three metrics in one pass.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_top AS
+        SELECT ek, {", ".join(f"max({m}) AS {m}" for m in metrics)} FROM _bl_volume GROUP BY ek""")
+    for metric in metrics:
         big = float(d[f"min_{metric}"]) / max(float(d["factor"]), 1.0)
         con.execute(f"""INSERT INTO volume_levels
             WITH h AS (SELECT ek, (isodow(hour) - 1) * 24 + hour(hour) AS slot, hour(hour) AS hod, {metric} AS v
                        FROM _bl_volume),
-                 anyh AS (SELECT ek, max(v) AS v FROM h GROUP BY ALL),
+                 anyh AS (SELECT ek, {metric} AS v FROM _bl_top),
                  bigs AS (SELECT * FROM anyh WHERE v >= {big}),
                  week AS (SELECT h.ek, slot, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
                  day AS (SELECT h.ek, hod, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
@@ -119,9 +122,38 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
                           LEFT JOIN day d ON d.ek = a.ek AND d.hod = s.slot % 24),
                  arrays AS (SELECT ek, list(v ORDER BY slot) AS levels FROM grid GROUP BY ek)
             SELECT a.ek, '{metric}', a.v, r.levels FROM anyh a LEFT JOIN arrays r ON r.ek = a.ek""")
-        con.execute(f"""
-            INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
-            SELECT 'peer', 'vol_{metric}', 0, r.etype, r.ptype, 300, quantile_cont(v.{metric}, 0.99), count(*)
-            FROM _bl_volume v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype""")
+    on = ", ".join(metrics)
+    # The peer levels of the three metrics from one pass over the hours (three passes cost three times as much).
+    con.execute(f"""
+        INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
+        SELECT 'peer', 'vol_' || metric, 0, etype, ptype, 300, value, samples FROM (
+            UNPIVOT (SELECT r.etype, r.ptype, count(*) AS samples,
+                            {", ".join(f"quantile_cont(v.{m}, 0.99) AS {m}" for m in metrics)}
+                     FROM _bl_volume v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype)
+            ON {on} INTO NAME metric VALUE value)""")
 
 
+def _hours(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, metrics: tuple[str, ...]) -> None:
+    """`_bl_volume`: the history's hourly volumes per entity (rows of several runs added up), less suspects.
+
+    Whole days are compacted once and kept between refreshes (daycache.py); the ends are read anew.
+    """
+    sums = ", ".join(f"sum({m}) AS {m}" for m in metrics)
+    days = daycache.whole_days(since, until)
+
+    def compute(missing: list[datetime]) -> None:
+        con.execute(f"""INSERT INTO _kept_hours SELECT date_trunc('day', hour), ek, hour, {sums} FROM entity_hours
+            WHERE hour >= ? AND hour < ? AND date_trunc('day', hour) IN (SELECT unnest(?::TIMESTAMP[])) GROUP BY ALL""",
+                    [missing[0], missing[-1] + daycache.DAY, missing])
+
+    kept = daycache.keep(con, "hours", table="entity_hours", column="hour", days=days, key="", reach=False,
+                         columns=f"ek UBIGINT, hour TIMESTAMP, {', '.join(f'{m} DOUBLE' for m in metrics)}",
+                         compute=compute)
+    ends = daycache.ends(since, until, days)
+    fresh = " OR ".join("(hour >= ? AND hour < ?)" for _ in ends) or "FALSE"
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_volume AS
+        SELECT * FROM (
+            SELECT ek, hour, {", ".join(metrics)} FROM {kept} WHERE day IN (SELECT unnest(?::TIMESTAMP[]))
+            UNION ALL
+            SELECT ek, hour, {sums} FROM entity_hours WHERE {fresh} GROUP BY ek, hour) h
+        WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek)""", [days, *(t for span in ends for t in span)])

@@ -84,11 +84,12 @@ def first_new(con: duckdb.DuckDBPyConnection, *, metric: str, pairs: str, key: s
     """
     # Ties on seq (one request holding the key twice) are broken by the value itself, so reruns agree.
     carry = "".join(f", arg_min({c}, (seq, {c})) AS {c}" for c in (x.strip() for x in extra.split(",")) if c)
+    # Pairs seen before are dropped row by row, before grouping: most rows are of such pairs.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE {out} AS
-        SELECT * FROM (
-            SELECT ek, {key}, min(seq) AS seq, min(time) AS time, hash(ek, {key}) AS h {carry}
-            FROM {pairs} GROUP BY ek, {key}) p
-        WHERE NOT EXISTS (SELECT 1 FROM seen_{metric} s WHERE s.h = p.h)""")
+        SELECT ek, {key}, min(seq) AS seq, min(time) AS time, h {carry}
+        FROM (SELECT *, hash(ek, {key}) AS h FROM {pairs}) p
+        WHERE NOT EXISTS (SELECT 1 FROM seen_{metric} s WHERE s.h = p.h)
+        GROUP BY ek, {key}, h""")
     con.execute(f"INSERT INTO seen_{metric} SELECT h FROM {out}")
 
 

@@ -24,6 +24,10 @@ _VALUE = {
     "user_agent": "{p}user_agent",
 }
 
+# The event columns the values above (and ptype_sql) read.
+VALUE_COLUMNS = ("principal_id", "principal_type", "key_id", "src_ip", "src_asn", "src_country", "client_fingerprint",
+                 "user_agent")
+
 LABEL = {"principal": "principal", "key": "signing key", "ip": "IP", "prefix": "IP range", "asn": "network (ASN)",
          "country": "country", "fingerprint": "client fingerprint", "user_agent": "user agent"}
 

@@ -22,7 +22,9 @@ import math
 from datetime import datetime, timedelta
 
 import numpy as np
+import pyarrow.compute as pc
 
+from breachwatch.detect import daycache
 from breachwatch.detect.alert import AlertCandidate, add_candidate_events
 from breachwatch.detect.context import RunContext
 from breachwatch.detect.counting import NARROW
@@ -59,18 +61,17 @@ def _record_steps(ctx: RunContext, d: dict) -> None:
     con = ctx.con
     ctx.need("_ent")
     ctx.need("_novelty")
-    acc = ctx.need("_acc_b")
     step = int(d["step"])
     etypes = ", ".join(f"'{e}'" for e in d["entities"]) or "''"
     new_subjects = ("LEFT JOIN (SELECT ek, seq, count(*) AS k FROM _en_first GROUP BY ALL) f "
                     "ON f.ek = e.ek AND f.seq = e.seq" if ctx.stats.get("en_first") else
                     "LEFT JOIN (SELECT NULL::UBIGINT AS ek, NULL::BIGINT AS seq, 0 AS k) f ON FALSE")
+    # `_ent` carries the events' volumes: no join back to the events.
     con.execute(f"""INSERT INTO entity_steps
         SELECT e.ek, time_bucket(INTERVAL {step} SECOND, e.time) AS bucket, max(e.time), count(*),
-               sum(coalesce(a.bytes_out, 0)), sum(coalesce(len(a.subject_ids), 0)),
-               sum(CASE WHEN coalesce(a.status, 200) >= 400 THEN 1 ELSE 0 END), sum(coalesce(f.k, 0)),
+               sum(e.bytes), sum(e.nsubj), sum(CASE WHEN e.err THEN 1 ELSE 0 END), sum(coalesce(f.k, 0)),
                sum(CASE WHEN n.novel_dims > 0 OR NOT n.has_history THEN 1 ELSE 0 END)
-        FROM _ent e JOIN {acc} a ON a.seq = e.seq JOIN _novelty n ON n.seq = e.seq {new_subjects}
+        FROM _ent e JOIN _novelty n ON n.seq = e.seq {new_subjects}
         WHERE e.etype IN ({etypes}) GROUP BY e.ek, bucket ORDER BY bucket""")
 
 
@@ -184,9 +185,12 @@ def _models(ctx: RunContext, d: dict) -> dict:
     if key in _MODELS:
         return _MODELS[key][0]
     models = {}
-    for etype, in con.execute("SELECT DISTINCT etype FROM ml_training").fetchall():
-        train = np.array([r[0] for r in con.execute("SELECT features FROM ml_training WHERE etype = ?",
-                                                    [etype]).fetchall()], dtype=float)
+    # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
+    stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
+    etypes = stored.column("etype").to_numpy(zero_copy_only=False)
+    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
+    for etype in dict.fromkeys(etypes):
+        train = vectors[etypes == etype].astype(float)
         if len(train) < d["min_training_rows"]:
             continue
         model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
@@ -198,34 +202,75 @@ def _models(ctx: RunContext, d: dict) -> dict:
 
 
 def learn(con, cfg, since: datetime, until: datetime) -> None:
-    """Sample each entity type's per-step trailing-window vectors from the history."""
+    """Sample each entity type's per-step trailing-window vectors from the history.
+
+    The sample is the `max_training_rows` vectors per entity type with the smallest hash of
+    (entity, step), so it does not depend on how the vectors were computed: those of whole days
+    of the history are kept from earlier refreshes of this connection (daycache.py), and only
+    the days that changed, and the partial days at the ends, are computed again.
+    """
     d = cfg.detectors[NAME]
     con.execute("DELETE FROM ml_training")
     if not d["enabled"]:
         return
+    _history_vectors(con, d, since, until)
+    con.execute(f"""INSERT INTO ml_training
+        SELECT etype, v FROM (
+            SELECT r.etype, x.v, x.h, row_number() OVER (PARTITION BY r.etype ORDER BY x.h) AS rn
+            FROM _ml_vec x JOIN entity_registry r ON r.ek = x.ek
+            WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = x.ek))
+        WHERE rn <= {int(d['max_training_rows'])} ORDER BY etype, h""")
+
+
+def _history_vectors(con, d: dict, since: datetime, until: datetime) -> None:
+    """`_ml_vec` (ek, h, v): every step of [since, until) whose trailing window, cut at `since`,
+    holds at least `min_requests`, for every entity (suspects are left out by the caller).
+
+    A step's window reaches back `window - step` (less than a day): the vectors of a whole day far
+    enough from `since` are kept between refreshes while neither it nor the day before gains rows.
+    """
+    window, step = int(d["window"]), int(d["step"])
+    reach = timedelta(seconds=window - step)
+    days = daycache.whole_days(since, until, reach)
+
+    def compute(missing: list[datetime]) -> None:
+        con.execute(f"""INSERT INTO _kept_vectors SELECT date_trunc('day', bucket), ek, h, v FROM ({_vectors_sql(d)})
+            WHERE date_trunc('day', bucket) IN (SELECT unnest($3::TIMESTAMP[]))""",
+                    [missing[0] - reach, missing[-1] + daycache.DAY, missing])
+
+    kept = daycache.keep(con, "vectors", table="entity_steps", column="bucket", days=days,
+                         key=f"{window}:{step}:{int(d['min_requests'])}", reach=True,
+                         columns="ek UBIGINT, h UBIGINT, v DOUBLE[]", compute=compute)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE _ml_vec AS SELECT ek, h, v FROM {kept} "
+                "WHERE day IN (SELECT unnest(?::TIMESTAMP[]))", [days])
+    # The partial days at the ends: windows cut at `since`, and the day `until` falls in.
+    for lo, hi in daycache.ends(since, until, days):
+        con.execute(f"INSERT INTO _ml_vec SELECT ek, h, v FROM ({_vectors_sql(d)}) WHERE bucket >= $3",
+                    [max(since, lo - reach), hi, lo])
+
+
+def _vectors_sql(d: dict) -> str:
+    """A query (ek, bucket, h, v) of the steps of entity_steps in [$1, $2) whose trailing window,
+    over those rows only, holds at least `min_requests`."""
     window, step = int(d["window"]), int(d["step"])
     least = int(d["min_requests"])
     sums = ", ".join(f"sum({k}) OVER w AS {k}" for k in _SUMS)
-    history = "bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect x WHERE x.ek = s.ek)"
     # Most entities never make `min_requests` in any window, and only the vectors that do are
     # sampled: the trailing windows are summed for the others alone. A window is shorter than
     # `window`, so it lies within two consecutive `window`-long blocks; an entity whose two busiest
     # neighbouring blocks stay under the bar has no window that reaches it.
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE _ml_busy AS
-        SELECT ek FROM (
-            SELECT ek, n + coalesce(lead(n) OVER (PARTITION BY ek ORDER BY blk), 0) AS pair FROM (
-                SELECT ek, time_bucket(INTERVAL {max(window, 1)} SECOND, bucket) AS blk, sum(requests) AS n
-                FROM entity_steps s WHERE {history} GROUP BY ALL))
-        GROUP BY ek HAVING max(pair) >= {least}""", [since, until])
-    con.execute(f"""INSERT INTO ml_training
-        SELECT etype, v FROM (
-            SELECT r.etype, {_vector_sql('x')} AS v,
-                   row_number() OVER (PARTITION BY r.etype ORDER BY hash(x.ek, x.bucket)) AS rn
-            FROM (SELECT ek, bucket, {sums} FROM (
-                      SELECT ek, bucket, {", ".join(f"sum({k}) AS {k}" for k in _SUMS)} FROM entity_steps s
-                      SEMI JOIN _ml_busy b ON b.ek = s.ek WHERE {history} GROUP BY ek, bucket)
-                  WINDOW w AS (PARTITION BY ek ORDER BY bucket
-                               RANGE BETWEEN INTERVAL {window - step} SECOND PRECEDING AND CURRENT ROW)) x
-            JOIN entity_registry r ON r.ek = x.ek
-            WHERE x.requests >= {least})
-        WHERE rn <= {int(d['max_training_rows'])}""", [since, until])
+    return f"""
+        WITH rows AS (SELECT * FROM entity_steps WHERE bucket >= $1 AND bucket < $2),
+        busy AS (
+            SELECT ek FROM (
+                SELECT ek, n + coalesce(lead(n) OVER (PARTITION BY ek ORDER BY blk), 0) AS pair FROM (
+                    SELECT ek, time_bucket(INTERVAL {max(window, 1)} SECOND, bucket) AS blk, sum(requests) AS n
+                    FROM rows GROUP BY ALL))
+            GROUP BY ek HAVING max(pair) >= {least})
+        SELECT ek, bucket, hash(ek, bucket) AS h, {_vector_sql('x')} AS v
+        FROM (SELECT ek, bucket, {sums} FROM (
+                  SELECT ek, bucket, {", ".join(f"sum({k}) AS {k}" for k in _SUMS)} FROM rows s
+                  SEMI JOIN busy b ON b.ek = s.ek GROUP BY ek, bucket)
+              WINDOW w AS (PARTITION BY ek ORDER BY bucket
+                           RANGE BETWEEN INTERVAL {window - step} SECOND PRECEDING AND CURRENT ROW)) x
+        WHERE x.requests >= {least}"""

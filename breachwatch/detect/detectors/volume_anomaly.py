@@ -8,7 +8,7 @@ each entity is compared with its own level for the same hour of the week
 entity with its peers' 99th percentile, by a factor wide enough for a sale day.
 
 Logic, per segment:
-  hourly  = entity rows x access events, grouped by (entity, hour): requests, bytes, records
+  hourly  = entity rows (carrying their events' volumes), grouped by (entity, hour): requests, bytes, records
   level   = baselines(vol_*, slot = hour of week | hour of day | any) else peers' p99
   cross   = running sum within the hour (stored + this segment, in event order) >= max(floor, factor x level)
 """
@@ -20,7 +20,8 @@ from breachwatch.detect.counting import focused
 from breachwatch.detect.entities import LABEL
 
 NAME = "volume_anomaly"
-METRICS = {"requests": "1.0", "bytes": "coalesce(a.bytes_out, 0)", "subject_reads": "coalesce(len(a.subject_ids), 0)"}
+# Sums over `_ent` rows (e), which carry their events' volumes.
+METRICS = {"requests": "1.0", "bytes": "e.bytes", "subject_reads": "e.nsubj"}
 WORDS = {"requests": "requests", "bytes": "bytes", "subject_reads": "records read"}
 
 
@@ -32,13 +33,15 @@ def run(ctx: RunContext) -> None:
     ctx.need("_ent")
     acc = ctx.need("_acc_b")
     etypes = ", ".join(f"'{e}'" for e in d["entities"]) or "''"
+    # The events themselves are joined only when an allowlist needs their other columns.
+    allowed = allowlist_sql(d["allowlist"], "a")
+    events = "" if allowed == "FALSE" else f"JOIN {acc} a ON a.seq = e.seq"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_tot AS
         SELECT e.ek, time_bucket(INTERVAL 1 HOUR, e.time) AS hour,
                {", ".join(f"sum({expr}) AS {m}" for m, expr in METRICS.items())},
-               sum(CASE WHEN coalesce(a.status, 200) >= 400 THEN 1.0 ELSE 0.0 END) AS errors,
-               count(DISTINCT a.endpoint) AS endpoints
-        FROM _ent e JOIN {acc} a ON a.seq = e.seq
-        WHERE e.etype IN ({etypes}) AND NOT {allowlist_sql(d['allowlist'], 'a')}
+               sum(CASE WHEN e.err THEN 1.0 ELSE 0.0 END) AS errors, count(DISTINCT e.ep) AS endpoints
+        FROM _ent e {events}
+        WHERE e.etype IN ({etypes}) AND NOT {allowed}
         GROUP BY ALL""")
     if d["enabled"] and not ctx.learn_only:
         _cross(ctx, d)
@@ -50,7 +53,6 @@ def run(ctx: RunContext) -> None:
 def _cross(ctx: RunContext, d: dict) -> None:
     """All three metrics at once: entities past a floor this hour, then their levels, then the crossing event."""
     con = ctx.con
-    acc = ctx.need("_acc_b")
     factor = float(d["factor"])
     floor = " OR ".join(f"x.{m} + coalesce(h.{m}, 0) >= {float(d[f'min_{m}'])}" for m in METRICS)
     # Only entities past an absolute floor can cross; an entity-hour that already alerted is one alert.
@@ -83,7 +85,7 @@ def _cross(ctx: RunContext, d: dict) -> None:
     cols = ", ".join(f"{expr} AS {m}" for m, expr in METRICS.items())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_rows AS
         SELECT e.ek, e.seq, e.time, time_bucket(INTERVAL 1 HOUR, e.time) AS hour, {cols}
-        FROM _ent e JOIN {acc} a ON a.seq = e.seq SEMI JOIN _va_cand c ON c.ek = e.ek""")
+        FROM _ent e SEMI JOIN _va_cand c ON c.ek = e.ek""")
     crossed: dict[tuple, tuple] = {}
     for metric in METRICS:
         rows = con.execute(f"""
