@@ -5,8 +5,10 @@ from typing import Optional
 
 import typer
 
-from breachwatch.cli.common import EXIT_FINDING, DbOption, JsonOption, db_path, handle_errors, out_console, print_json
+from breachwatch.cli.common import (EXIT_FINDING, DbOption, JsonOption, ServerOption, db_path, handle_errors,
+                                    out_console, print_json, remote)
 from breachwatch.cli.main import app
+from breachwatch.store.chain import VerifyReport
 from breachwatch.store.chain import verify as verify_chain
 from breachwatch.store.db import connect
 
@@ -17,18 +19,23 @@ def verify(
     db: Optional[str] = DbOption,
     anchor: Optional[str] = typer.Option(None, "--anchor", envvar="BREACHWATCH_ANCHOR",
                                          help="Anchor file (default: STORE.anchor)."),
+    server: Optional[str] = ServerOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Recompute the batch hash chain; name the first altered, deleted, reordered or truncated batch.
 
-    Exits 1 when tampering is found.
+    Exits 1 when tampering is found. With --server the running server verifies its store against its
+    own anchor (ingest waits meanwhile).
     """
-    path = db_path(db)
-    con = connect(path, read_only=True)
-    try:
-        rep = verify_chain(con, path, anchor)
-    finally:
-        con.close()
+    if server:
+        rep = VerifyReport(**remote(server, "GET", "/v1/verify"))
+    else:
+        path = db_path(db)
+        con = connect(path, read_only=True)
+        try:
+            rep = verify_chain(con, path, anchor)
+        finally:
+            con.close()
     if as_json:
         print_json(rep.__dict__)
     else:

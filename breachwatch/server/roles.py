@@ -24,6 +24,7 @@ PERMISSIONS: dict[str, frozenset[str]] = {
     "keyfindings:read": frozenset({"analyst", "admin"}),
     "drill:read": frozenset({"analyst", "dpo"}),
     "metrics:read": frozenset(ROLES),
+    "store:verify": frozenset({"analyst", "dpo", "admin"}),  # counts and a verdict, no personal data
     "admin:apikeys": frozenset({"admin"}),
     "admin:users": frozenset({"admin"}),
     "admin:audit": frozenset({"admin"}),

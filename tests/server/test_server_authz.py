@@ -58,6 +58,7 @@ API = [
     ("GET", "/v1/admin/audit/export", "admin:audit", None),
     ("GET", "/v1/admin/audit/verify", "admin:audit", None),
     ("GET", "/v1/health", "metrics:read", None),
+    ("GET", "/v1/verify", "store:verify", None),
     ("GET", "/metrics", "metrics:read", None),
     ("GET", "/healthz", None, None),
 ]

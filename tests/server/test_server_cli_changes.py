@@ -171,3 +171,33 @@ def test_discovery_is_recorded_by_the_running_server(tmp_path):
     finally:
         server.stop()
     assert work.exists()  # where the scan resumes
+
+
+def test_verify_through_the_running_server(tmp_path):
+    """verify cannot open a store the server holds; --server has the server check its chain and anchor."""
+    from server_helpers import event
+
+    from breachwatch.server.client import ServerClient
+
+    db, keys = make_store(tmp_path)
+    server = ServerProcess(db, "--detect-interval", "0")
+    try:
+        with ServerClient(server.url, keys["ingest"]) as c:
+            for k in range(3):
+                c.post_events(b"".join(json.dumps(event(i, f"v{k}-")).encode() + b"\n" for i in range(20)))
+        held = _cli("verify", "--db", db)
+        assert held.returncode == 2 and "--server" in held.stderr
+        ok = _cli("verify", "--server", server.url, "--json", key=keys["analyst"])
+        assert ok.returncode == 0, ok.stderr
+        rep = json.loads(ok.stdout)
+        assert rep["ok"] and rep["events"] == 60 and rep["links"] == rep["anchor_links"] >= 1
+        anchor = Path(db + ".anchor")  # someone rewrites the outside anchor: the chain no longer matches it
+        lines = anchor.read_text().splitlines()
+        first = json.loads(lines[0])
+        lines[0] = json.dumps({**first, "head": "0" * 64})
+        anchor.write_text("\n".join(lines) + "\n")
+        bad = _cli("verify", "--server", server.url, "--json", key=keys["analyst"])
+        assert bad.returncode == 1 and json.loads(bad.stdout)["problem"] == "rewritten"
+        assert _cli("verify", "--server", server.url, key=keys["ingest"]).returncode != 0  # not its role
+    finally:
+        server.stop()

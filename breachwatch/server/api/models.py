@@ -405,6 +405,20 @@ class DiscoverRunUpload(BaseModel):
     findings: list[DiscoverFinding] = Field(default_factory=list, max_length=1_000_000)
 
 
+class Verification(BaseModel):
+    """`breachwatch verify`'s report: the chain of committed batches against the outside anchor."""
+    ok: bool
+    links: int
+    events: int
+    anchor_path: str
+    anchor_links: int
+    problem: Optional[str] = None
+    first_bad_seq: Optional[int] = None
+    first_bad_batch: Optional[dict[str, Any]] = None
+    message: str
+    warnings: list[str] = []
+
+
 class DiscoverRunStored(BaseModel):
     run_id: str
     tables: int
