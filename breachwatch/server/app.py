@@ -10,6 +10,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator
 
+import orjson
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
@@ -60,6 +61,57 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class JsonBodies:
+    """Refuse a JSON body that is not strict JSON before any route reads it.
+
+    Python's JSON reader lets through text a store and a response cannot hold (an unpaired UTF-16
+    surrogate such as "\\udb15"), which then failed deep in a handler as a 500; orjson, which reads as
+    strictly as the spec, names it. The bodies checked here are the API's own small documents;
+    /v1/events parses its (large, NDJSON or array) bodies itself with the same reader."""
+
+    def __init__(self, app: Any, limit: int) -> None:
+        self.app = app
+        self.limit = limit
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if (scope["type"] != "http" or scope.get("method") not in ("POST", "PUT", "PATCH", "DELETE")
+                or scope.get("path") == "/v1/events"
+                or not dict(scope.get("headers", [])).get(b"content-type", b"").startswith(b"application/json")):
+            await self.app(scope, receive, send)
+            return
+        body, more = b"", True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":  # the client went away: pass it on as it came
+                await self.app(scope, _replay([message]), send)
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > self.limit:
+                await _error(413, "too_large", f"the body is larger than {self.limit} bytes. Fix: send less "
+                             "per request.")(scope, receive, send)
+                return
+        if body:
+            try:
+                orjson.loads(body)
+            except orjson.JSONDecodeError as e:
+                await _error(400, "bad_body", f"the body is not valid JSON ({e}). Fix: send UTF-8 JSON as the "
+                             "OpenAPI spec at /openapi.json describes it.")(scope, receive, send)
+                return
+        await self.app(scope, _replay([{"type": "http.request", "body": body, "more_body": False}]), send)
+
+
+def _replay(messages: list[dict[str, Any]]) -> Any:
+    """An ASGI receive() that hands out `messages`, then waits as a finished request's receive would."""
+    pending = list(messages)
+
+    async def receive() -> dict[str, Any]:
+        if pending:
+            return pending.pop(0)
+        return {"type": "http.disconnect"}
+    return receive
 
 
 def _error(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> JSONResponse:
@@ -114,6 +166,7 @@ def create_app(config: ServerConfig, *, ctx: ServerContext | None = None) -> Fas
     from breachwatch.server import api, dashboard
     api.mount(app)
     dashboard.mount(app)
+    app.add_middleware(JsonBodies, limit=config.max_body_bytes)
     app.add_middleware(SecurityHeaders, tls=config.tls, counter=context.metrics.requests,
                        ingest_latency=context.metrics.ingest_request_latency)
     return app

@@ -82,3 +82,17 @@ def test_a_single_query_parameter_given_twice_is_refused(tmp_path):
         assert c.get("/v1/incidents", params=[("limit", "1"), ("limit", "2")]).status_code == 422
         assert c.get("/v1/incidents", params=[("status", "open"), ("status", "acknowledged")]).status_code == 200
         assert c.get("/v1/admin/audit/export", params={"action": "login"}).status_code == 200
+
+
+def test_a_json_body_with_an_unpaired_surrogate_is_refused_not_a_500(tmp_path):
+    """Found by schemathesis: "\\udb15" passes Python's JSON reader and then failed in a handler as a 500."""
+    from fastapi.testclient import TestClient
+    db, keys = make_store(tmp_path)
+    with TestClient(create_app(ServerConfig(db=db, detect_interval_s=0)), raise_server_exceptions=False) as c:
+        h = {"Authorization": f"Bearer {keys['all']}", "Content-Type": "application/json"}
+        for path, body in (("/v1/incidents/INC-000001/acknowledge", '{"note": "\\udb15"}'),
+                           ("/v1/datamap/runs", '{"run": {"run_id": "\\udb15", "source": "s", "started_at": '
+                                                '"2025-01-01T00:00:00Z", "status": "complete"}}')):
+            r = c.post(path, content=body.encode(), headers=h)
+            assert r.status_code == 400 and r.json()["error"] == "bad_body", (path, r.text)
+        assert c.post("/v1/incidents/INC-000001/acknowledge", json={"note": "ok"}, headers=h).status_code == 404
