@@ -64,7 +64,7 @@ API = [
 ]
 
 PAGES = [("/", "overview:read"), ("/incidents", "incidents:read"), ("/incidents/INC-000001", "incidents:read"),
-         ("/entities/principal/p1", "entities:read"), ("/datamap", "datamap:read"), ("/keys", "keyfindings:read"),
+         ("/entities/principal/p1", "entities:read"), ("/suppressions", "incidents:read"), ("/datamap", "datamap:read"), ("/keys", "keyfindings:read"),
          ("/drill", "drill:read"), ("/audit", "admin:audit")]
 
 

@@ -233,6 +233,35 @@ def incident_action(request: Request, incident_id: str, action: str = Form(...),
     return RedirectResponse(f"/incidents/{incident_id}", status_code=303)
 
 
+@router.get("/suppressions")
+def suppressions_page(request: Request) -> Response:
+    who = page(request, "incidents:read")
+    if not isinstance(who, Principal):
+        return who
+    from breachwatch.incidents.suppression import list_suppressions
+    with ctx_of(request).store.reading() as cur:
+        rows = list(reversed(list_suppressions(cur)))  # the newest first
+    return render(request, "suppressions.html", who, suppressions=rows)
+
+
+@router.post("/suppressions/{suppression_id}/lift")
+def suppression_lift(request: Request, suppression_id: str, csrf: str = Form(""),
+                     reason: str = Form("", max_length=2000)) -> Response:
+    who = page(request, "incidents:act")
+    if not isinstance(who, Principal):
+        return who
+    check_csrf(who, csrf)
+    from breachwatch.server.api.incidents import lift_suppression
+    from breachwatch.server.api.models import LiftSuppression
+    try:
+        lift_suppression(request, LiftSuppression(reason=reason), suppression_id, who)
+    except ApiError as e:
+        return render(request, "message.html", who, e.status, message=e.message)
+    except ValueError:  # the model refused an empty reason
+        return render(request, "message.html", who, 400, message=word("sup_reason_needed", lang_of(request)))
+    return RedirectResponse("/suppressions", status_code=303)
+
+
 @router.post("/incidents/{incident_id}/scope")
 async def incident_scope(request: Request, incident_id: str) -> Response:
     who = page(request, "scope:decide")
