@@ -112,8 +112,13 @@ def test_ids_looked_up_before_a_commit_of_the_same_ids_count_as_duplicates(tmp_p
     assert (r1["loaded"], r1["duplicates"]) == (5, 0)
     assert (r2["loaded"], r2["duplicates"]) == (0, 5)
     assert (r3["loaded"], r3["duplicates"]) == (2, 1)
+    _each_id_once(store, 8)
+
+
+def _each_id_once(store: ServerStore, n: int) -> None:
+    """The store holds `n` events, no event_id twice; closes it."""
     with store.reading() as cur:
-        assert cur.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (8, 8)
+        assert cur.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (n, n)
     store.close()
 
 
@@ -134,9 +139,7 @@ def test_a_request_looked_up_while_a_watched_file_is_stored_looks_again(tmp_path
     r = w.submit(staged["r"], "r").result(30)
     w.stop()
     assert staged["r"].stored == [] and (r["loaded"], r["duplicates"]) == (1, 1)
-    with store.reading() as cur:
-        assert cur.execute("SELECT count(*), count(DISTINCT event_id) FROM events").fetchone() == (2, 2)
-    store.close()
+    _each_id_once(store, 2)
 
 
 def test_overload_refuses_at_once_and_stores_nothing_of_it(tmp_path):
