@@ -46,13 +46,23 @@ def _statuses(values: list[str] | None) -> list[str]:
 @handle_errors
 def list_cmd(db: Optional[str] = DbOption, status: Optional[list[str]] = StatusOption,
              min_severity: Optional[str] = typer.Option(None, "--min-severity", help="low, medium, high or critical."),
-             as_json: bool = JsonOption) -> None:
+             server: Optional[str] = ServerOption, as_json: bool = JsonOption) -> None:
     """List incidents, newest first."""
-    con = connect(db_path(db), read_only=True)
-    try:
-        items = list_incidents(con, statuses=_statuses(status), min_severity=min_severity)
-    finally:
-        con.close()
+    if server:  # a store the server holds cannot be opened here, not even to read
+        items, page = [], 1000
+        while True:
+            got = remote(server, "GET", "/v1/incidents", params={
+                "status": _statuses(status), "limit": page, "offset": len(items),
+                **({"min_severity": min_severity} if min_severity else {})})
+            items += got
+            if len(got) < page:
+                break
+    else:
+        con = connect(db_path(db), read_only=True)
+        try:
+            items = list_incidents(con, statuses=_statuses(status), min_severity=min_severity)
+        finally:
+            con.close()
     if as_json:
         print_json(items)
         return
@@ -71,13 +81,18 @@ def list_cmd(db: Optional[str] = DbOption, status: Optional[list[str]] = StatusO
 @incidents_app.command("show", hidden=True)
 @handle_errors
 def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-000001."),
-             db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+             db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+             as_json: bool = JsonOption) -> None:
     """Show one incident with its evidence, alerts and history."""
-    con = connect(db_path(db), read_only=True)
-    try:
-        inc = incident_detail(con, incident_id) if not as_json else get_incident(con, incident_id)
-    finally:
-        con.close()
+    if server:
+        from urllib.parse import quote
+        inc = remote(server, "GET", f"/v1/incidents/{quote(incident_id, safe='')}")
+    else:
+        con = connect(db_path(db), read_only=True)
+        try:
+            inc = incident_detail(con, incident_id) if not as_json else get_incident(con, incident_id)
+        finally:
+            con.close()
     if inc is None:
         raise ValueError(f"incident '{incident_id}' does not exist. Fix: list incidents with 'breachwatch incidents'.")
     if as_json:
@@ -204,13 +219,17 @@ def unsuppress_cmd(suppression_id: str, by: Optional[str] = ByOption,
 @handle_errors
 def alerts_cmd(status: Optional[list[str]] = typer.Option(None, "--status", help="raised, shadow, held, suppressed "
                                                           "or finding (repeatable or comma-separated)."),
-               db: Optional[str] = DbOption, as_json: bool = JsonOption) -> None:
+               db: Optional[str] = DbOption, server: Optional[str] = ServerOption,
+               as_json: bool = JsonOption) -> None:
     """List alerts, e.g. what shadow-mode detectors would have raised, held or suppressed ones, findings."""
-    con = connect(db_path(db), read_only=True)
-    try:
-        items = list_alerts(con, statuses=_statuses(status))
-    finally:
-        con.close()
+    if server:
+        items = remote(server, "GET", "/v1/alerts", params={"status": _statuses(status), "limit": 5000})
+    else:
+        con = connect(db_path(db), read_only=True)
+        try:
+            items = list_alerts(con, statuses=_statuses(status))
+        finally:
+            con.close()
     if as_json:
         print_json(items)
         return

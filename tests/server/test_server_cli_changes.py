@@ -48,6 +48,13 @@ def test_incident_changes_go_through_the_running_server(tmp_path):
         # The store is held by the server: a change made on the file itself is refused with the fix.
         direct = _cli("incidents", "ack", inc, "--by", "kim", "--db", db)
         assert direct.returncode == 2 and "--server" in direct.stderr + direct.stdout
+        listed = _cli("incidents", "--server", server.url, "--json", key=keys["analyst"])
+        assert listed.returncode == 0, listed.stderr
+        assert [i["id"] for i in json.loads(listed.stdout)] == [inc]
+        shown = _cli("incidents", inc, "--server", server.url, key=keys["analyst"])
+        assert shown.returncode == 0 and "canary" in shown.stdout.lower(), shown.stderr
+        alerts = _cli("incidents", "alerts", "--server", server.url, "--json", key=keys["analyst"])
+        assert alerts.returncode == 0 and json.loads(alerts.stdout)[0]["incident_id"] == inc
         acked = _cli("incidents", "ack", inc, "--note", "on it", "--server", server.url, "--json", key=keys["analyst"])
         assert acked.returncode == 0, acked.stderr
         assert json.loads(acked.stdout)["status"] == "acknowledged"
