@@ -381,7 +381,9 @@ def chunk_tables(tables: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[Chunk]
 def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
     import pyarrow.parquet as pq
 
-    yield from chunk_tables(pq.ParquetFile(path).iter_batches(batch_size=rows))
+    # One thread: on 2 shared cores, pyarrow's decoding threads cost more CPU (0.37 against 0.22 s per
+    # 200,000 rows) and were no faster (docs/BENCHMARKS.md).
+    yield from chunk_tables(pq.ParquetFile(path).iter_batches(batch_size=rows, use_threads=False))
 
 
 def _decompressed_copy(src: BinaryIO) -> str:

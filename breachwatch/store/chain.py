@@ -97,6 +97,7 @@ class ChainWriter:
         self.batch_id, self.stored_events = con.execute(
             f"SELECT greatest(coalesce(max(batch_id), 0), {int(self.batch_id)}), count(*) FROM events").fetchone()
         self._reconcile_anchor()
+        self._ids: StoredIds | None = None  # built by the first batch too big to probe (see StoredIds)
 
     def _reconcile_anchor(self) -> None:
         """Bring the anchor up to the store after a crash between commit and anchor write.
@@ -141,8 +142,16 @@ class ChainWriter:
             if hashes is None:
                 hashes = record_hashes(con, staged)
             ids = hashes.column("event_id")
-            repeats = pc.count_distinct(ids).as_py() < hashes.num_rows  # rare: only then is a window needed
             limit = probe_limit(self.stored_events)
+            keys = None  # the batch's id keys (`id_keys`), for a batch too big to probe all its ids
+            if hashes.num_rows > limit or self._ids is not None:
+                keys = id_keys(con, ids)
+            # Repeated ids are rare: only then is a window needed. Equal ids have equal keys, so distinct
+            # sorted keys rule repeats out without counting distinct strings.
+            repeats = (keys.maybe_repeats() if keys is not None else True) and \
+                pc.count_distinct(ids).as_py() < hashes.num_rows
+            if stored is None and hashes.num_rows > limit:
+                stored = self._stored_by_filter(con, ids, keys, limit)
             stored_rows = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit, found=stored)
             res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
             if not stored_rows and not repeats:
@@ -184,7 +193,7 @@ class ChainWriter:
                 # The staged hashes are the stored rows' hashes (SHA-256 of the same canonical text of
                 # the same values); verify recomputes them from the stored columns with the same helper.
                 # When every staged row is new (the common case) their hashes are already at hand.
-                new_hashes = (hashes.column("_rh").to_pylist() if res.loaded == hashes.num_rows
+                new_hashes = (hashes.column("_rh") if res.loaded == hashes.num_rows
                               else f"SELECT _rh AS h FROM {classified} WHERE _status = 'new'")
                 digest = batch_digest(con, batch_id, new_hashes, has_quarantine=res.quarantined > 0)
                 seq = self.seq + 1
@@ -208,7 +217,27 @@ class ChainWriter:
             # Commit first, anchor second: a crash in between leaves the anchor one link
             # behind, which the next writer repairs (`_reconcile_anchor`) and marks late.
             self.anchor.append([entry])
+        if self._ids is not None and keys is not None:
+            # Every id of a committed batch is stored now (new ones inserted, the rest were already).
+            self._ids.add(keys.sorted, self.seq)
         return res
+
+    def _stored_by_filter(self, con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, keys: "IdKeys",
+                          limit: int) -> list[str] | None:
+        """Which of a big batch's `ids` are stored, found through the writer's `StoredIds` (built on first
+        use) and index probes of just the candidates it names; None when the join is the cheaper way (many
+        candidates, e.g. the same file ingested again) or the store is too big for the filter."""
+        if self._ids is None or not self._ids.current(con):
+            self._ids = None
+            if self.stored_events > STORED_IDS_MAX:
+                return None
+            self._ids = StoredIds.build(con, self.seq)
+        hits = self._ids.stored_keys(keys.sorted)
+        if not len(hits):
+            return []
+        if len(hits) > limit:
+            return None
+        return stored_ids(con, ids.filter(pa.array(np.isin(keys.keys, hits))))
 
 
 # The dedup lookup of a batch's event_ids, by whichever way is cheaper. Probing the index on
@@ -226,6 +255,71 @@ PROBE_MAX_IDS = 20_000
 def probe_limit(stored_events: int) -> int:
     """The largest batch whose event_ids are looked up by index probes in a store of this many events."""
     return min(PROBE_MAX_IDS, PROBE_BASE_IDS + stored_events // STORED_EVENTS_PER_PROBE)
+
+
+# A batch too big to probe every id (a big file's 200,000 records) first asks an in-memory set of the
+# stored ids' 64-bit keys which of its ids may be stored, and probes the index for just those; a join
+# against every stored id cost about 0.05 CPU s per million stored events for each batch. The keys are
+# DuckDB's hash() of the id: equal ids have equal keys, so the set never misses a stored id, and a
+# collision only costs a probe (the probe decides). 8 bytes per stored event; above STORED_IDS_MAX
+# events (about 400 MB) the writer keeps the join instead.
+STORED_IDS_MAX = 50_000_000
+
+
+@dataclass
+class IdKeys:
+    """A batch's id keys: `keys` in the ids' order, `sorted` the same keys sorted."""
+    keys: np.ndarray
+    sorted: np.ndarray
+
+    def maybe_repeats(self) -> bool:
+        """False when no two ids of the batch can be equal (no two keys are)."""
+        return bool(np.any(self.sorted[1:] == self.sorted[:-1]))
+
+
+def id_keys(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> IdKeys:
+    """The 64-bit keys (DuckDB's hash()) of `ids`, in their order."""
+    with arrow_views(con, _ids_in=pa.table({"i": ids})):
+        keys = con.sql("SELECT hash(i) AS k FROM _ids_in").fetchnumpy()["k"]
+    keys = np.asarray(keys, dtype=np.uint64)
+    return IdKeys(keys, np.sort(keys))
+
+
+class StoredIds:
+    """The sorted keys of every stored event_id, as sorted runs (a new batch's keys are one more run;
+    runs of similar size are merged, so there are few and each key is merged a few times)."""
+
+    def __init__(self, runs: list[np.ndarray], seq: int) -> None:
+        self.runs = runs
+        self.seq = seq  # the chain link the keys are complete up to
+
+    @classmethod
+    def build(cls, con: duckdb.DuckDBPyConnection, seq: int) -> "StoredIds":
+        keys = con.sql("SELECT hash(event_id) AS k FROM events").fetchnumpy()["k"]
+        return cls([np.sort(np.asarray(keys, dtype=np.uint64))], seq)
+
+    def current(self, con: duckdb.DuckDBPyConnection) -> bool:
+        """Whether no batch was committed since the keys were last complete (by another writer, which
+        this one would otherwise not know of)."""
+        return con.execute("SELECT coalesce(max(seq), 0) FROM batches").fetchall()[0][0] == self.seq
+
+    def add(self, sorted_keys: np.ndarray, seq: int) -> None:
+        self.runs.append(sorted_keys)
+        while len(self.runs) > 1 and len(self.runs[-2]) <= 2 * len(self.runs[-1]):
+            last = self.runs.pop()
+            # A stable sort of two sorted runs is a merge (timsort finds the runs).
+            self.runs[-1] = np.sort(np.concatenate([self.runs[-1], last]), kind="stable")
+        self.seq = seq
+
+    def stored_keys(self, sorted_keys: np.ndarray) -> np.ndarray:
+        """Those of `sorted_keys` (sorted: a binary search is much faster for sorted queries) that a stored
+        id has: the ids with these keys may be stored (or, rarely, share a key with a stored id)."""
+        hits = [np.zeros(0, dtype=np.uint64)]
+        for run in self.runs:
+            if len(run):
+                at = np.minimum(np.searchsorted(run, sorted_keys), len(run) - 1)
+                hits.append(sorted_keys[run[at] == sorted_keys])
+        return np.concatenate(hits)
 
 
 def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> list[str]:
@@ -347,16 +441,34 @@ def record_hashes(con: duckdb.DuckDBPyConnection, staged: str) -> pa.Table:
                      "_rh": sha256_each(rows.column(3))})
 
 
-def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int, event_hashes: str | list[str] | None = None,
+def _sorted_hex(hashes: pa.Array | pa.ChunkedArray) -> bytes:
+    """Hex digests (`sha256_each`) sorted and concatenated, as string_agg(h, '' ORDER BY h) gives them: each
+    is 64 ASCII bytes, so numpy sorts them as fixed-width bytes without a Python string per record."""
+    arr = hashes.combine_chunks() if isinstance(hashes, pa.ChunkedArray) else hashes
+    width = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    if not len(arr):
+        return b""
+    offsets = np.frombuffer(arr.buffers()[1], dtype=width)[arr.offset:arr.offset + len(arr) + 1]
+    if arr.null_count or not (np.diff(offsets) == 64).all():
+        raise ValueError("record hashes must be 64-character hex digests (sha256_each)")
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[offsets[0]:offsets[-1]]
+    return np.sort(data.view("S64")).tobytes()
+
+
+def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int,
+                 event_hashes: str | list[str] | pa.Array | pa.ChunkedArray | None = None,
                  *, has_quarantine: bool = True) -> str:
     """Digest of one batch's stored events and quarantine rows.
 
-    `event_hashes` may give the events' hashes already computed: a query (column h) or the list itself;
-    without it they are recomputed from the stored columns exactly as verify does. `has_quarantine=False`
-    (the committer knows the batch quarantined nothing) spares the query for its quarantine rows.
+    `event_hashes` may give the events' hashes already computed: a query (column h), or the hashes as a
+    list or an Arrow array; without it they are recomputed from the stored columns exactly as verify
+    does. `has_quarantine=False` (the committer knows the batch quarantined nothing) spares the query for
+    its quarantine rows.
     """
     if event_hashes is None:
         ev_digest = event_digests(con, [batch_id]).get(batch_id, (0, _EMPTY))[1]
+    elif isinstance(event_hashes, (pa.Array, pa.ChunkedArray)):
+        ev_digest = hashlib.sha256(_sorted_hex(event_hashes)).hexdigest()
     elif isinstance(event_hashes, list):
         # The same order as string_agg(... ORDER BY h): byte order of ASCII hex.
         ev_digest = hashlib.sha256("".join(sorted(event_hashes)).encode()).hexdigest()

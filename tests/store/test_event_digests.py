@@ -40,3 +40,23 @@ def test_windows_read_an_encrypted_store_through_its_own_database(tmp_path, monk
     assert event_digests(con, window_rows=4) == event_digests(con)
     assert len(event_digests(con, window_rows=4)) == 3
     con.close()
+
+
+def test_a_batch_digest_from_an_arrow_array_equals_the_list_form():
+    """The writer passes a batch's hashes as Arrow (sorted as fixed-width bytes): the same digest as the
+    sorted list, for chunked and sliced arrays too."""
+    import pyarrow as pa
+    import pytest
+
+    from breachwatch.store.chain import batch_digest, sha256_each
+    hashes = sha256_each(pa.array([f"record {i}" for i in range(50)]))
+    as_list = batch_digest(None, 1, hashes.to_pylist(), has_quarantine=False)
+    chunked = pa.chunked_array([hashes.slice(0, 20), hashes.slice(20)])
+    assert batch_digest(None, 1, hashes, has_quarantine=False) == as_list
+    assert batch_digest(None, 1, chunked, has_quarantine=False) == as_list
+    assert batch_digest(None, 1, hashes.slice(5, 10), has_quarantine=False) == batch_digest(
+        None, 1, hashes.slice(5, 10).to_pylist(), has_quarantine=False)
+    assert batch_digest(None, 1, pa.array([], pa.string()), has_quarantine=False) == batch_digest(
+        None, 1, [], has_quarantine=False)
+    with pytest.raises(ValueError, match="64-character"):
+        batch_digest(None, 1, pa.array(["abc"]), has_quarantine=False)
