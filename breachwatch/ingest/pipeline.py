@@ -190,7 +190,7 @@ class Ingestor:
         if plain is not None:
             with arrow_views(self.con, _plain_rows=plain.rows):
                 res = self.writer.commit("_plain_rows", None, self._source, log_update, hashes=plain.hashes)
-            records, uncatalogued = plain.rows.num_rows, 0
+            records, uncatalogued = plain.rows.num_rows, plain.uncatalogued
         else:
             with validated(self.con, self._chunks, self.zone, self.catalog, split) as (valid, records,
                                                                                          uncatalogued):
@@ -286,7 +286,8 @@ def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str
     last = max((c.last_position for _, c in chunks), default=0)
     plain, split = small_batch(con, chunks, catalog)
     if plain is not None:  # no table to create and drop: the rows wait in memory
-        return StagedBatch(None, plain.hashes, None, plain.rows.num_rows, 0, last, fmt, rows=plain.rows)
+        return StagedBatch(None, plain.hashes, None, plain.rows.num_rows, plain.uncatalogued, last, fmt,
+                           rows=plain.rows)
     name = f"{STAGE_DB}.b{uuid.uuid4().hex}"
     with validated(con, chunks, source_tz, catalog, split) as (valid, records, uncatalogued):
         con.execute(f"CREATE TABLE {name}_v AS SELECT * FROM {valid}")

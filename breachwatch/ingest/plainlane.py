@@ -5,8 +5,8 @@ DuckDB planning the fast lane's statement (every rule on every field, the union
 of feeders, the derived ids) and the statements around it. When every line of a
 small batch went through the compact lane (compactlane.py) and passes, in
 Python, the rules that need no parsing (a kind among the known ones, the other
-enumerated fields among theirs, a two-letter country, a time given, nothing
-the catalog must fill in), what is left is the typed feeder's own checks, the
+enumerated fields among theirs, a two-letter country, a time given), what is
+left is the typed feeder's own checks, the
 timestamps and the attributes: one short statement, which also renders each
 record's canonical text for its hash. Should any record fail any of it, the
 whole batch goes the usual way, where the full validator names the reason; so
@@ -19,7 +19,10 @@ is plain RFC 3339 (`2025-04-14T02:10:00.5+09:00`), Python reads the times and
 renders each record's canonical text itself, as DuckDB's `to_json` renders it
 (`canonical_text`; tests compare the two on every edge case, and verify
 recomputes every hash in SQL). A text holding a control character, which the
-two escape differently, sends the batch to the statement.
+two escape differently, sends the batch to the statement. Plain gateway lines
+(an access with an endpoint but no subject_ids or fields) are completed from
+the catalog here too, as enrich.py completes them; only this Python path does
+that, so such a batch goes the usual way whenever it cannot be taken here.
 """
 from __future__ import annotations
 
@@ -49,16 +52,25 @@ warnings.filterwarnings("ignore", message="Arrow output on a DB-API result", cat
 ROW_COLUMNS = [*FIELD_NAMES, "_src", "_pos"]  # the columns of a staged batch's valid rows, in this order
 ROW_SCHEMA = pa.schema([*ARROW_SCHEMA, pa.field("_src", pa.string()), pa.field("_pos", pa.int64())])
 _TIMES = tuple(f.name for f in FIELDS if f.kind == "time")
+_NEED_COLS = ("kind", "endpoint", "subject_ids", "fields")
 
 
 @dataclass
 class PlainBatch:
     rows: pa.Table  # the valid rows: Contract 1 columns, `_src`, `_pos` (ROW_COLUMNS)
     hashes: pa.Table  # `record_hashes` of `rows`: `_src`, `_pos`, `event_id`, `_rh`
+    uncatalogued: int = 0  # access rows the catalog should have completed but knows no route for
 
 
 def _column(table: pa.Table, name: str) -> list:
     return table.column(name).to_pylist() if name in table.column_names else [None] * table.num_rows
+
+
+def _needs_catalog(kinds: list, endpoints: list, subject_ids: list, fields: list) -> list[bool]:
+    """Per row: an access with an endpoint but without subject_ids or fields, which the catalog completes
+    (enrich.py's _NEEDS; '' is no endpoint)."""
+    return [k == "access" and bool(ep) and (ids is None or f is None)
+            for k, ep, ids, f in zip(kinds, endpoints, subject_ids, fields)]
 
 
 def _plain(compact: pa.Table, catalog: Catalog | None) -> tuple[bool, bool]:
@@ -73,11 +85,6 @@ def _plain(compact: pa.Table, catalog: Catalog | None) -> tuple[bool, bool]:
     # upper() in SQL and in Python differ beyond ASCII: only ASCII letters are decided here.
     if any(not (len(c) == 2 and c.isascii() and c.isalpha()) for c in _column(compact, "src_country") if c):
         return False, False
-    if catalog is not None:  # rows the catalog would complete (enrich.py) go the usual way
-        needs = zip(_column(compact, "kind"), _column(compact, "endpoint"), _column(compact, "subject_ids"),
-                    _column(compact, "fields"))
-        if any(k == "access" and ep and (ids is None or f is None) for k, ep, ids, f in needs):
-            return False, False
     return True, any(not i for i in _column(compact, "event_id"))
 
 
@@ -101,9 +108,11 @@ def plain_batch(con: duckdb.DuckDBPyConnection, compact: pa.Table, catalog: Cata
     ok, derive_ids = _plain(compact, catalog)
     if not ok:
         return None
-    done = in_python(compact)
+    done = in_python(compact, catalog)
     if done is not None:
         return done
+    if catalog is not None and any(_needs_catalog(*(_column(compact, c) for c in _NEED_COLS))):
+        return None  # the catalog completes these rows in Python only (in_python): the usual way does it too
     with arrow_views(con, _plain_in=compact):
         out = con.execute(_statement(compact.schema, derive_ids)).to_arrow_table()
     if not pc.all(out.column("_ok")).as_py():
@@ -153,9 +162,46 @@ def canonical_text(record: dict) -> bytes:
     return orjson.dumps(record)
 
 
-def in_python(compact: pa.Table) -> PlainBatch | None:
-    """The batch validated without DuckDB, or None when it holds attributes, a timestamp not read here, or
-    a control character."""
+def _complete(values: dict[str, list], shown: dict[str, list], catalog: Catalog) -> int | None:
+    """enrich.enrich_batch in Python, on rows without attributes: fill subject_ids and fields from each
+    access row's route, keep the concrete path in attributes, store the route. Returns the rows left
+    uncatalogued, or None when a path needs escaping that DuckDB writes differently."""
+    needs = _needs_catalog(*(values[c] for c in _NEED_COLS))
+    routes: dict[str, tuple | None] = {}
+    left = 0
+    for i in (i for i, need in enumerate(needs) if need):
+        logged = values["endpoint"][i]
+        if logged not in routes:
+            routes[logged] = catalog.resolve(logged)
+        hit = routes[logged]
+        if hit is None:
+            left += 1
+            continue
+        ep, params, query = hit
+        if values["fields"][i] is None and ep.fields:
+            values["fields"][i] = list(ep.fields)
+        if values["subject_ids"][i] is None:
+            if ep.subjects_from == "principal":
+                pid = values["principal_id"][i]
+                values["subject_ids"][i] = [pid] if pid is not None else None
+            elif ep.subjects_from == "path" and ep.param in params:
+                values["subject_ids"][i] = [params[ep.param]]
+            elif ep.subjects_from == "query" and query.get(ep.param or ""):
+                values["subject_ids"][i] = list(query[ep.param or ""])
+        if logged != ep.route:  # the concrete path names the record read; the route groups the reads
+            path = orjson.dumps({"path": logged})
+            if b"\\u00" in path:
+                return None
+            values["attributes"][i] = path.decode()
+        values["endpoint"][i] = ep.route
+    for name in ("fields", "subject_ids", "attributes", "endpoint"):
+        shown[name] = values[name]
+    return left
+
+
+def in_python(compact: pa.Table, catalog: Catalog | None = None) -> PlainBatch | None:
+    """The batch validated (and completed from `catalog`) without DuckDB, or None when it holds attributes,
+    a timestamp not read here, or a control character."""
     if "attributes" in compact.column_names and compact.column("attributes").null_count < compact.num_rows:
         return None
     n = compact.num_rows
@@ -176,17 +222,25 @@ def in_python(compact: pa.Table) -> PlainBatch | None:
             return None
         values[name] = instants
         shown[name] = [_duck_text(t) if t is not None else None for t in instants]
+    # A missing event_id is derived from the record as validated, before the catalog completes it
+    # (normalize.derived_id_sql: the hash of the rest of the record).
+    for i in (i for i, e in enumerate(values["event_id"]) if e is None):
+        rest = {name: shown[name][i] for name in FIELD_NAMES if name != "event_id"}
+        derived = orjson.dumps(rest)
+        if b"\\u00" in derived:
+            return None
+        values["event_id"][i] = "h-" + hashlib.sha256(derived).hexdigest()[:32]
+    shown["event_id"] = values["event_id"]
+    uncatalogued = 0
+    if catalog is not None:
+        values["attributes"] = list(values["attributes"])  # (all None: a batch with attributes is not taken)
+        got = _complete(values, shown, catalog)
+        if got is None:
+            return None
+        uncatalogued = got
     canonical: list[bytes] = []
-    for i, row in enumerate(zip(*(shown[name] for name in FIELD_NAMES))):
-        record = dict(zip(FIELD_NAMES, row))
-        if record["event_id"] is None:  # normalize.derived_id_sql: the hash of the rest of the record
-            rest = dict(record)
-            del rest["event_id"]
-            derived = orjson.dumps(rest)
-            if b"\\u00" in derived:
-                return None
-            record["event_id"] = values["event_id"][i] = "h-" + hashlib.sha256(derived).hexdigest()[:32]
-        text = canonical_text(record)
+    for row in zip(*(shown[name] for name in FIELD_NAMES)):
+        text = canonical_text(dict(zip(FIELD_NAMES, row)))
         if b"\\u00" in text:  # DuckDB writes \u001F where orjson writes \u001f
             return None
         canonical.append(text)
@@ -195,4 +249,6 @@ def in_python(compact: pa.Table) -> PlainBatch | None:
     arrays = [pa.array(values[f.name], f.arrow) for f in FIELDS]
     arrays += [compact.column("_src").combine_chunks().cast(pa.string()), compact.column("_pos").combine_chunks()]
     rows = pa.Table.from_arrays(arrays, schema=ROW_SCHEMA)
-    return _batch(rows, pa.array(canonical, pa.binary()).cast(pa.string()))
+    out = _batch(rows, pa.array(canonical, pa.binary()).cast(pa.string()))
+    out.uncatalogued = uncatalogued
+    return out

@@ -16,12 +16,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from breachwatch.contract.catalog import load_catalog
-from breachwatch.contract.event import FIELD_NAMES
+from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.ingest import plainlane
 from breachwatch.ingest.compactlane import split_compact
 from breachwatch.ingest.validate import validate_batch
-from breachwatch.store.chain import record_hashes
+from breachwatch.store.chain import record_hashes, sha256_each
 from breachwatch.store.db import arrow_views
 
 from test_fast_lane import COMPACT_LINES  # rootdir-relative: tests are not a package
@@ -122,13 +121,84 @@ def test_generated_records_match_the_full_validator(con):
     assert python > 80 and statement >= python
 
 
-def test_a_batch_needing_the_catalog_goes_the_usual_way():
-    """A plain access line without subject_ids is completed by the catalog (enrich.py), not by this lane."""
-    line = orjson.dumps({"event_id": "a", "time": "2025-04-14T02:10:00Z", "kind": "access",
-                         "endpoint": "GET /api/members/7/addresses", "fields": ["name"]}).decode()
-    compact, _ = split_compact(_table([line]))
-    assert plainlane._plain(compact, None)[0]
-    assert not plainlane._plain(compact, load_catalog())[0]
+_CATALOG = """
+endpoints:
+  - route: GET /api/me/profile
+    audience: customer
+    fields: [name, email]
+    subjects: {from: principal}
+  - route: GET /api/members/{memberId}/profile
+    audience: back_office
+    fields: [name, email]
+    subjects: {from: path, param: memberId}
+  - route: GET /api/lookup
+    audience: back_office
+    fields: [phone]
+    subjects: {from: query, param: id}
+  - route: GET /api/products/{productId}
+    audience: public
+    fields: []
+    subjects: {from: none}
+"""
+
+
+def _plain_access_logs() -> list[str]:
+    base = {"time": "2025-04-14T02:10:00Z", "kind": "access", "principal_id": "p1", "principal_type": "customer"}
+    rows = [
+        {"endpoint": "GET /api/me/profile"}, {"endpoint": "GET /api/me/profile", "principal_id": None},
+        {"endpoint": "GET /api/members/7/profile"}, {"endpoint": "GET /api/members/{memberId}/profile"},
+        {"endpoint": "GET /api/members/8/profile?x=1"}, {"endpoint": "POST /api/members/9/profile"},
+        {"endpoint": "GET /api/lookup?id=11&id=12"}, {"endpoint": "GET /api/lookup"},
+        {"endpoint": "GET /api/products/5"}, {"endpoint": "GET /unknown/1"}, {"endpoint": "GET /unknown/1"},
+        {"endpoint": "GET /api/members/7/profile", "subject_ids": ["7"]},
+        {"endpoint": "GET /api/members/7/profile", "fields": ["phone"]},
+        {"endpoint": "GET /api/members/\u00e9/profile"}, {"endpoint": "GET /api/members/a\"b/profile"},
+        {"endpoint": ""}, {"kind": "login", "endpoint": "GET /api/members/7/profile"},
+    ]
+    out = []
+    for i, extra in enumerate(rows):
+        rec = {**base, **extra}
+        if i % 3:  # every third record states no event_id: its id is derived before the catalog fills it
+            rec["event_id"] = f"a{i}"
+        out.append(orjson.dumps({k: v for k, v in rec.items() if v is not None}).decode())
+    return out
+
+
+def test_the_catalog_completes_plain_access_logs_as_the_usual_way_does(tmp_path, monkeypatch):
+    """Plain gateway lines without subject_ids or fields, completed from the catalog in Python, are stored
+    exactly as enrich.py completes them (same values, derived ids, record hashes, uncatalogued count)."""
+    from breachwatch.contract.catalog import parse_catalog
+    from breachwatch.ingest.pipeline import ingest_paths
+    from breachwatch.store.db import connect
+
+    catalog = parse_catalog(_CATALOG, "<t>")
+    f = tmp_path / "gw.ndjson"
+    f.write_text("".join(line + "\n" for line in _plain_access_logs()))
+    took = []
+    original = plainlane.plain_batch
+
+    def spy(con, compact, cat):
+        got = original(con, compact, cat)
+        took.append(got is not None)
+        return got
+    results = []
+    for name, lane in (("plain", spy), ("usual", lambda *a: None)):
+        monkeypatch.setattr(plainlane, "plain_batch", lane)
+        path = str(tmp_path / f"{name}.duckdb")
+        con = connect(path)
+        summary = ingest_paths(con, path, [str(f)], catalog=catalog).as_dict()
+        cols = ", ".join(f'"{n}"' for n in FIELD_NAMES)
+        events = con.execute(f"SELECT {cols} FROM events ORDER BY event_id").fetchall()
+        hashes = sorted(sha256_each(con.sql(f"SELECT {canonical_record_sql()} FROM events").to_arrow_table()
+                                    .column(0)).to_pylist())
+        con.close()
+        results.append((summary["loaded"], summary["uncatalogued_access_events"], events, hashes))
+    assert took == [True]  # the plain lane took the whole file (one small batch)
+    assert results[0] == results[1]
+    loaded, uncatalogued, events, _ = results[0]
+    assert loaded == len(_plain_access_logs()) and uncatalogued == 3  # the two unknown routes and the POST
+    by_route = {e[FIELD_NAMES.index("endpoint")] for e in events}
+    assert "GET /api/members/{memberId}/profile" in by_route and "GET /unknown/1" in by_route
 
 
 def test_rows_keep_every_contract_column_in_order(con):
