@@ -6,12 +6,12 @@ of feeders, the derived ids) and the statements around it. When every line of a
 small batch went through the compact lane (compactlane.py) and passes, in
 Python, the rules that need no parsing (a kind among the known ones, the other
 enumerated fields among theirs, a two-letter country, a time given), what is
-left is the typed feeder's own checks, the
-timestamps and the attributes: one short statement, which also renders each
-record's canonical text for its hash. Should any record fail any of it, the
-whole batch goes the usual way, where the full validator names the reason; so
-this lane only ever accepts what the full validator accepts, with the same
-values (tests/ingest/test_fast_lane.py runs every edge case through it).
+left is the typed feeder's own checks, the timestamps and the attributes: one
+short statement, which also renders each record's canonical text for its hash.
+Should any record fail any of it, the whole batch goes the usual way, where the
+full validator names the reason; so this lane only ever accepts what the full
+validator accepts, with the same values (tests/ingest/test_plain_lane.py runs
+every edge case and generated records through it).
 
 Most batches need not even that statement: when no record carries attributes
 (whose stored text is DuckDB's own rendering of the JSON) and every timestamp
