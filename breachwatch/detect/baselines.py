@@ -103,26 +103,32 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
     d = cfg.detectors["volume_anomaly"]
     con.execute("DELETE FROM volume_levels")
     metrics = ("requests", "bytes", "subject_reads")
+    on, tops = ", ".join(metrics), ", ".join(f"max({m}) AS {m}" for m in metrics)
     _hours(con, since, until, metrics)
     # Each entity's busiest hour, for all three metrics in one pass.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_top AS
-        SELECT ek, {", ".join(f"max({m}) AS {m}" for m in metrics)} FROM _bl_volume GROUP BY ek""")
+        SELECT ek, {tops} FROM _bl_volume GROUP BY ek""")
+    # All three metrics' hour-of-week levels in one pass over the hours (a pass per metric cost three):
+    # the grid is built for entities big in any metric, and each metric keeps the levels only of
+    # entities big in it. The maxima per slot are the same whichever entities share the pass.
+    big = {m: float(d[f"min_{m}"]) / max(float(d["factor"]), 1.0) for m in metrics}
+    is_big = {m: f"a.{m} >= {big[m]}" for m in metrics}
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_levels AS
+        WITH h AS (SELECT ek, (isodow(hour) - 1) * 24 + hour(hour) AS slot, hour(hour) AS hod, {on}
+                   FROM _bl_volume),
+             bigs AS (SELECT * FROM _bl_top a WHERE {" OR ".join(is_big.values())}),
+             week AS (SELECT h.ek, slot, {tops} FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
+             day AS (SELECT h.ek, hod, {tops} FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL)
+        SELECT a.ek, {", ".join(f"list(coalesce(w.{m}, d.{m}, a.{m}) ORDER BY s.slot) AS {m}" for m in metrics)}
+        FROM bigs a CROSS JOIN range(168) s(slot)
+        LEFT JOIN week w ON w.ek = a.ek AND w.slot = s.slot
+        LEFT JOIN day d ON d.ek = a.ek AND d.hod = s.slot % 24
+        GROUP BY a.ek""")
     for metric in metrics:
-        big = float(d[f"min_{metric}"]) / max(float(d["factor"]), 1.0)
         con.execute(f"""INSERT INTO volume_levels
-            WITH h AS (SELECT ek, (isodow(hour) - 1) * 24 + hour(hour) AS slot, hour(hour) AS hod, {metric} AS v
-                       FROM _bl_volume),
-                 anyh AS (SELECT ek, {metric} AS v FROM _bl_top),
-                 bigs AS (SELECT * FROM anyh WHERE v >= {big}),
-                 week AS (SELECT h.ek, slot, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
-                 day AS (SELECT h.ek, hod, max(v) AS v FROM h SEMI JOIN bigs b ON b.ek = h.ek GROUP BY ALL),
-                 grid AS (SELECT a.ek, s.slot, coalesce(w.v, d.v, a.v) AS v
-                          FROM bigs a CROSS JOIN range(168) s(slot)
-                          LEFT JOIN week w ON w.ek = a.ek AND w.slot = s.slot
-                          LEFT JOIN day d ON d.ek = a.ek AND d.hod = s.slot % 24),
-                 arrays AS (SELECT ek, list(v ORDER BY slot) AS levels FROM grid GROUP BY ek)
-            SELECT a.ek, '{metric}', a.v, r.levels FROM anyh a LEFT JOIN arrays r ON r.ek = a.ek""")
-    on = ", ".join(metrics)
+            SELECT a.ek, '{metric}', a.{metric}, CASE WHEN {is_big[metric]} THEN r.{metric} END
+            FROM _bl_top a LEFT JOIN _bl_levels r ON r.ek = a.ek""")
+    con.execute("DROP TABLE _bl_levels")
     # The peer levels of the three metrics from one pass over the hours (three passes cost three times as much).
     con.execute(f"""
         INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
