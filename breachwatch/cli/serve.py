@@ -32,6 +32,9 @@ def serve(
     detect_interval: float = typer.Option(5.0, "--detect-interval", min=0.0,
                                           help="Seconds between detection runs; 0 turns detection off."),
     max_body_bytes: int = typer.Option(64 << 20, "--max-body-bytes", help="Largest request body (after gunzip)."),
+    checkpoint_mb: int = typer.Option(256, "--checkpoint-mb", help="Write-ahead log size at which DuckDB folds "
+                                      "it into the store (inside a commit: a pause for the requests waiting on "
+                                      "it); larger means rarer pauses and a longer replay after a crash."),
     max_pending_records: int = typer.Option(500_000, "--max-pending-records",
                                             help="Records queued before new batches get 429."),
     max_group_records: int = typer.Option(20_000, "--max-group-records", min=1,
@@ -59,7 +62,7 @@ def serve(
 
     cat = catalog or ("breachwatch.yaml" if os.path.exists("breachwatch.yaml") else None)
     cfg = ServerConfig(db=db_path(db), anchor=anchor, catalog=cat, db_key_file=db_key_file, host=host, port=port,
-                       tls_cert=tls_cert, tls_key=tls_key, max_body_bytes=max_body_bytes,
+                       tls_cert=tls_cert, tls_key=tls_key, max_body_bytes=max_body_bytes, checkpoint_mb=checkpoint_mb,
                        max_pending_records=max_pending_records, max_group_records=max_group_records,
                        detect_interval_s=detect_interval, watch=list(watch),
                        data_dir=data_dir, keys_jwks=list(keys_jwks), keys_inventory=list(keys_inventory),

@@ -45,7 +45,7 @@ class ServerContext:
         self.config = config
         self.catalog: Catalog = load_catalog(config.catalog)
         self.metrics = Metrics()
-        self.store = ServerStore(config.db, db_key_file=config.db_key_file)
+        self.store = ServerStore(config.db, db_key_file=config.db_key_file, checkpoint_mb=config.checkpoint_mb)
         self.writer = StoreWriter(self.store, self.catalog, anchor_path=config.anchor,
                                   max_pending_records=config.max_pending_records,
                                   max_group_records=config.max_group_records, metrics=self.metrics)

@@ -20,11 +20,14 @@ from breachwatch.store.db import connect
 
 
 class ServerStore:
-    def __init__(self, path: str | os.PathLike[str], *, db_key_file: str | None = None) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, db_key_file: str | None = None,
+                 checkpoint_mb: int | None = None) -> None:
         self.path = str(Path(path))
         key = encryption.load_key(db_key_file)
         self.encrypted = key is not None
         self.con = encryption.connect_encrypted(self.path, key) if key else connect(self.path)
+        if checkpoint_mb is not None:  # see ServerConfig.checkpoint_mb
+            self.con.execute(f"SET checkpoint_threshold = '{int(checkpoint_mb)}MB'")
         self.state_lock = threading.RLock()
         self._closed = False
 

@@ -86,3 +86,21 @@ def test_a_detection_pass_leaves_a_core_and_restores_the_setting(tmp_path, monke
             after = int(cur.execute("SELECT current_setting('threads')").fetchone()[0])
     assert seen == [1] and after == 2
     assert result["events"] == 20
+
+
+def test_the_checkpoint_threshold_is_set_and_checked(tmp_path):
+    """The served store folds its log only past --checkpoint-mb (DuckDB's own 16 MB made a pause every few
+    seconds under steady ingest); an out-of-range value is refused with the fix."""
+    import pytest
+
+    from breachwatch.server.config import ServerConfig
+    from breachwatch.server.store import ServerStore
+
+    store = ServerStore(str(tmp_path / "s.duckdb"), checkpoint_mb=256)
+    try:
+        got = store.con.execute("SELECT current_setting('checkpoint_threshold')").fetchone()[0]
+        assert got.replace(" ", "").upper().startswith(("256MB", "256.0MIB", "244.1MIB")), got
+    finally:
+        store.close()
+    with pytest.raises(ValueError, match="--checkpoint-mb 8"):
+        ServerConfig(db=str(tmp_path / "x.duckdb"), checkpoint_mb=8).validate()
