@@ -68,3 +68,9 @@ def remote(server: str, method: str, path: str, **kwargs: Any) -> Any:
     from breachwatch.server.client import ServerClient
     with ServerClient(server) as c:
         return c.request(method, path, **kwargs)
+
+
+def path_part(value: str) -> str:
+    """`value` quoted as one segment of an API path (an id may hold '/', '?' or '#')."""
+    from urllib.parse import quote
+    return quote(value, safe="")

@@ -9,7 +9,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console,
-                                    print_json, remote)
+                                    path_part, print_json, remote)
 from breachwatch.cli.main import app
 from breachwatch.incidents import lifecycle
 from breachwatch.incidents.store import get_incident, incident_detail, list_alerts, list_incidents
@@ -85,8 +85,7 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
              as_json: bool = JsonOption) -> None:
     """Show one incident with its evidence, alerts and history."""
     if server:
-        from urllib.parse import quote
-        inc = remote(server, "GET", f"/v1/incidents/{quote(incident_id, safe='')}")
+        inc = remote(server, "GET", f"/v1/incidents/{path_part(incident_id)}")
     else:
         con = connect(db_path(db), read_only=True)
         try:

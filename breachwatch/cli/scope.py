@@ -23,6 +23,7 @@ from breachwatch.cli.common import (
     db_path,
     handle_errors,
     out_console,
+    path_part,
     print_json,
     remote,
 )
@@ -81,11 +82,6 @@ def _by(by: str | None) -> str:
         raise ValueError("--by: a change to the legal record must name who made it. Fix: pass --by YOUR-ID (or "
                          "--server URL, which records the API key's name).")
     return by
-
-
-def _quoted(incident: str) -> str:
-    from urllib.parse import quote
-    return quote(incident, safe="")
 
 
 @scope_app.command(DEFAULT_COMMAND)
@@ -158,15 +154,16 @@ def _remote_run(server: str, incident: str, out: Path | None, accept: list[str],
     from breachwatch.server.client import ServerClient
     with ServerClient(server) as c:
         if propose:
-            rows = c.request("GET", f"/v1/incidents/{_quoted(incident)}/scope/proposals")
+            rows = c.request("GET", f"/v1/incidents/{path_part(incident)}/scope/proposals")
             if as_json:
                 print_json(rows)
             else:
                 _print_steps(rows)
             return
-        run = c.request("POST", f"/v1/incidents/{_quoted(incident)}/scope",
+        run = c.request("POST", f"/v1/incidents/{path_part(incident)}/scope",
                         json={"accept": accept, "reject": reject, "accept_all": accept_all})
-        files = {name: f"/v1/scope/runs/{_quoted(run['run_id'])}/files/{quote(name)}" for name in run["files"]}
+        # A file's name may hold folders (reports/...): quoted with its slashes kept.
+        files = {name: f"/v1/scope/runs/{path_part(run['run_id'])}/files/{quote(name)}" for name in run["files"]}
         deadlines = c.request("GET", files["deadlines.json"]) if "deadlines.json" in files else {}
         if out is not None:
             for name, path in files.items():
@@ -238,7 +235,7 @@ def aware_at(
     from breachwatch.scope.deadlines import set_aware_at
     when = parse_time(at, "--at")
     if server:
-        doc = remote(server, "POST", f"/v1/incidents/{_quoted(incident)}/aware-at",
+        doc = remote(server, "POST", f"/v1/incidents/{path_part(incident)}/aware-at",
                      json={"at": when.isoformat(), "reason": reason})
     else:
         con = connect(db_path(db))
@@ -271,7 +268,7 @@ def duty_done(
     from breachwatch.scope.deadlines import record_duty_done
     when = parse_time(at, "--at")
     if server:
-        remote(server, "POST", f"/v1/incidents/{_quoted(incident)}/duties",
+        remote(server, "POST", f"/v1/incidents/{path_part(incident)}/duties",
                json={"duty": duty, "at": when.isoformat(), "note": note})
     else:
         con = connect(db_path(db))

@@ -15,6 +15,7 @@ taken and dropped. A failed commit stores nothing and fails every request in it.
 """
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import time
@@ -53,6 +54,11 @@ class StagedRequest:
     first_position: int
     stored: list[str] | None = None
     seen: int = 0
+
+    @functools.cached_property
+    def ids(self) -> list[str]:
+        """Its event ids as stored (derived where a record stated none), read from its hashes once."""
+        return self.batch.hashes.column("event_id").to_pylist()
 
 
 class _Recent:
@@ -280,8 +286,7 @@ class StoreWriter:
             if n:
                 res = self._ing.commit_staged(source, [r.staged.batch for r in group], self._stored(group))
                 batch_id = self._ing.writer.batch_id if res.seq is not None else None
-                self._recent.add(frozenset().union(*(r.staged.batch.hashes.column("event_id").to_pylist()
-                                                     for r in group)))
+                self._recent.add(frozenset().union(*(r.staged.ids for r in group)))
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             # Stored or not (a failure after the store's commit, at the anchor, leaves it stored), its ids
@@ -325,7 +330,7 @@ class StoreWriter:
             if since is None:
                 return None
             found.update(r.staged.stored or ())
-            found.update(i for i in r.staged.batch.hashes.column("event_id").to_pylist() if i in since)
+            found.update(i for i in r.staged.ids if i in since)
         return sorted(found)
 
     def _attribute(self, group: list[_Request], source: str, batch_id: int | None) -> list[dict[str, Any]]:
