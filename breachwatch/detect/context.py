@@ -98,6 +98,9 @@ class RunContext:
     learn_only: bool
     baseline_at: datetime | None
     issuance_since: datetime | None
+    # Following (`pace="auto"`): work that can wait for a later pass without changing a decision
+    # (scoring a checkpoint whose model is still being fitted) is left to it rather than waited for.
+    defer: bool = False
     candidates: list[AlertCandidate] = field(default_factory=list)
     counters: list[Counter] = field(default_factory=list)
     stats: dict[str, Any] = field(default_factory=dict)

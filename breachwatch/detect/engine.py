@@ -142,25 +142,48 @@ def run_detect(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, *, backfill: b
         res.baseline_at = prog.baseline_at
         res.seconds = _time.perf_counter() - started
         return res
-    # A backlog (a first run after a bulk load, a long outage) is taken in passes of at most
-    # `engine.max_pass_events` events, cut at batch boundaries, so memory stays bounded whatever
-    # its size. Each pass is one transaction; cutting by arrival is what a more wakeful engine
-    # would have done, and decisions are per event in event time, so the results are the same.
+    run = (con, cfg, prog, backfill, res, notify, on_segment, not eager)
+    if eager:
+        _passes(*run, hi_batch, provenance, behaviour)
+    else:
+        # Following: the provenance tier commits on its own, before the behavioural tier's pass and
+        # again right after it for what arrived meanwhile, so a forged token's or a canary's alert is
+        # never held back by counting, scoring or learning (which take up to seconds) and waits for at
+        # most one behavioural pass. Each tier keeps its own progress mark, so the decisions are the same.
+        if provenance:
+            _passes(*run, hi_batch, True, False)
+        if behaviour:
+            _passes(*run, hi_batch, False, True)
+            latest = con.execute("SELECT max(batch_id) FROM events").fetchall()[0][0] or 0
+            if latest > prog.last_batch_id:
+                _passes(*run, latest, True, False)
+    res.seconds = _time.perf_counter() - started
+    return res
+
+
+def _passes(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, backfill: bool, res: DetectResult,
+            notify: dict[str, Any] | None, on_segment: Callable[[int], None] | None, defer: bool, hi_batch: int,
+            provenance: bool, behaviour: bool) -> None:
+    """The due tiers over the batches up to `hi_batch`, one transaction per pass.
+
+    A backlog (a first run after a bulk load, a long outage) is taken in passes of at most
+    `engine.max_pass_events` events, cut at batch boundaries, so memory stays bounded whatever
+    its size. Cutting by arrival is what a more wakeful engine would have done, and decisions are
+    per event in event time, so the results are the same.
+    """
     while True:
         lo = min(m for m, due in ((prog.last_batch_id, provenance), (prog.behaviour_batch_id, behaviour)) if due)
         end = _pass_end(con, lo, hi_batch, int(cfg.engine["max_pass_events"]))
         con.execute("BEGIN")
         try:
             _run(con, cfg, prog, end, backfill, provenance and end > prog.last_batch_id,
-                 behaviour and end > prog.behaviour_batch_id, res, notify, on_segment)
+                 behaviour and end > prog.behaviour_batch_id, res, notify, on_segment, defer)
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
             raise
         if end >= hi_batch:
             break
-    res.seconds = _time.perf_counter() - started
-    return res
 
 
 def _pass_end(con: duckdb.DuckDBPyConnection, lo: int, hi: int, cap: int) -> int:
@@ -180,12 +203,12 @@ def _elapsed(since: float | None, now: float) -> float:
 
 def _run(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, prog: Progress, hi_batch: int, backfill: bool,
          provenance: bool, behaviour: bool, res: DetectResult, notify: dict[str, Any] | None,
-         on_segment: Callable[[int], None] | None) -> None:
+         on_segment: Callable[[int], None] | None, defer: bool = False) -> None:
     # A run may take several passes into the same result: notify only what this pass adds.
     opened, escalated = len(res.incidents_opened), len(res.incidents_escalated)
     feeds = load_feeds(con, cfg)
     ctx = RunContext(con=con, cfg=cfg, feeds=feeds, learn_only=backfill, baseline_at=prog.baseline_at,
-                     issuance_since=prog.issuance_since)
+                     issuance_since=prog.issuance_since, defer=defer)
     ctx.stats.update(principals_seen=prog.principals_seen, ml_checkpoint=prog.ml_checkpoint,
                      issued_lifetime_max=prog.issued_lifetime_max)
     # When both tiers take the same batches, the behavioural one starts from the provenance tier's segment.

@@ -19,6 +19,7 @@ Logic:
 from __future__ import annotations
 
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -36,7 +37,9 @@ NAME = "ml_outlier"
 FEATURES = ("error share", "records per request", "bytes per request", "new-people share", "novel-source share")
 # Only sums: a step written by several runs adds up to the same vector however events were batched.
 _SUMS = ("requests", "bytes", "subject_reads", "errors", "new_subjects", "novel")
-_MODELS: dict[tuple, tuple] = {}
+_MODELS: dict[tuple, dict] = {}
+_FITTING: dict[tuple, Future] = {}
+_FITTER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ml-fit")
 
 
 def _vector_sql(alias: str = "") -> str:
@@ -97,6 +100,8 @@ def _score_checkpoints(ctx: RunContext, d: dict) -> None:
     if c > upto:
         return
     models = _models(ctx, d)
+    if models is None:
+        return  # still fitting: these checkpoints are scored by a later pass, with the same results
     if models:
         _score(ctx, d, c, upto, models)
     ctx.stats["ml_checkpoint"] = upto
@@ -176,19 +181,40 @@ def _show(i: int, v: float) -> str:
     return f"{v:,.1f}"
 
 
-def _models(ctx: RunContext, d: dict) -> dict:
-    """IsolationForest per entity type, fitted on the stored training vectors (cached per baseline)."""
-    from sklearn.ensemble import IsolationForest
+def _models(ctx: RunContext, d: dict) -> dict | None:
+    """IsolationForest per entity type, fitted on the stored training vectors (cached per baseline).
+
+    The fit (up to a second or two after each baseline refresh) runs in a thread of its own. A
+    following engine (`ctx.defer`) does not wait for it: None tells the caller to leave the
+    checkpoints to a later pass, so the provenance tier's next pass, and its alerts, are not held
+    back by it. Scores depend only on the model and each row, so when they are computed changes
+    no decision. Other runs wait for the fit.
+    """
     con = ctx.con
     db = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
     key = (db, str(ctx.baseline_at), int(d["trees"]), int(d["seed"]))
     if key in _MODELS:
-        return _MODELS[key][0]
+        return _MODELS[key]
+    fit = _FITTING.get(key)
+    if fit is None:
+        # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
+        stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
+        etypes = stored.column("etype").to_numpy(zero_copy_only=False)
+        vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
+        _FITTING.clear()
+        fit = _FITTING[key] = _FITTER.submit(_fit, etypes, vectors, d)
+    if ctx.defer and not fit.done():
+        return None
+    models = fit.result()
+    _FITTING.pop(key, None)
+    _MODELS.clear()
+    _MODELS[key] = models
+    return models
+
+
+def _fit(etypes: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
+    from sklearn.ensemble import IsolationForest
     models = {}
-    # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
-    stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
-    etypes = stored.column("etype").to_numpy(zero_copy_only=False)
-    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
     for etype in dict.fromkeys(etypes):
         train = vectors[etypes == etype].astype(float)
         if len(train) < d["min_training_rows"]:
@@ -196,8 +222,6 @@ def _models(ctx: RunContext, d: dict) -> dict:
         model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
         model.fit(train)
         models[etype] = (model, train, np.quantile(train, 0.99, axis=0), train.max(axis=0))
-    _MODELS.clear()
-    _MODELS[key] = (models,)
     return models
 
 
