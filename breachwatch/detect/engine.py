@@ -288,7 +288,7 @@ def _behavioural(ctx: RunContext, prog: Progress, hi_batch: int, backfill: bool,
                 if on_segment:
                     on_segment(n)
             if b in edges:
-                _learn(con, cfg, b)
+                _learn(con, cfg, b, prefit=True)
                 prog.baseline_at = ctx.baseline_at = b
         if backfill:
             until = hi + timedelta(microseconds=1)
@@ -369,8 +369,10 @@ def _lap(res: DetectResult, name: str, t0: float) -> float:
     return now
 
 
-def _learn(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -> None:
+def _learn(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime, prefit: bool = False) -> None:
     since = until - timedelta(seconds=cfg.engine["baseline_history"])
     baselines.refresh(con, cfg, until)
     forged_token.lifetime_policy(con, since, until)
     ml_outlier.learn(con, cfg, since, until)
+    if prefit:  # the next segment scores with these models: fit them while it counts
+        ml_outlier.prefit(con, cfg, until)

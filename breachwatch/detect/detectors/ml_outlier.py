@@ -190,19 +190,10 @@ def _models(ctx: RunContext, d: dict) -> dict | None:
     back by it. Scores depend only on the model and each row, so when they are computed changes
     no decision. Other runs wait for the fit.
     """
-    con = ctx.con
-    db = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
-    key = (db, str(ctx.baseline_at), int(d["trees"]), int(d["seed"]))
+    key = _model_key(ctx.con, d, ctx.baseline_at)
     if key in _MODELS:
         return _MODELS[key]
-    fit = _FITTING.get(key)
-    if fit is None:
-        # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
-        stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
-        etypes = stored.column("etype").to_numpy(zero_copy_only=False)
-        vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
-        _FITTING.clear()
-        fit = _FITTING[key] = _FITTER.submit(_fit, etypes, vectors, d)
+    fit = _FITTING.get(key) or _start_fit(ctx.con, d, key)
     if ctx.defer and not fit.done():
         return None
     models = fit.result()
@@ -210,6 +201,30 @@ def _models(ctx: RunContext, d: dict) -> dict | None:
     _MODELS.clear()
     _MODELS[key] = models
     return models
+
+
+def prefit(con, cfg, baseline_at: datetime) -> None:
+    """Start fitting the models of a baseline just learned, so the fit runs beside the counting
+    detectors of the next segment (ml_outlier runs last) instead of before its scoring."""
+    d = cfg.detectors[NAME]
+    key = _model_key(con, d, baseline_at)
+    if d["enabled"] and key not in _MODELS and key not in _FITTING:
+        _start_fit(con, d, key)
+
+
+def _model_key(con, d: dict, baseline_at: datetime | None) -> tuple:
+    db = con.execute("SELECT path FROM duckdb_databases() WHERE database_name = current_database()").fetchall()[0][0]
+    return (db, str(baseline_at), int(d["trees"]), int(d["seed"]))
+
+
+def _start_fit(con, d: dict, key: tuple) -> Future:
+    # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
+    stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
+    etypes = stored.column("etype").to_numpy(zero_copy_only=False)
+    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
+    _FITTING.clear()
+    fit = _FITTING[key] = _FITTER.submit(_fit, etypes, vectors, d)
+    return fit
 
 
 def _fit(etypes: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
