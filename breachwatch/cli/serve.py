@@ -29,8 +29,10 @@ def serve(
                                               help="Key file of an encrypted store (or set BREACHWATCH_DB_KEY)."),
     watch: list[str] = typer.Option([], "--watch", help="Folder whose new complete files are ingested, e.g. "
                                     "the guard's spool (repeatable)."),
-    detect_interval: float = typer.Option(5.0, "--detect-interval", min=0.0,
-                                          help="Seconds between detection runs; 0 turns detection off."),
+    detect_interval: float = typer.Option(0.5, "--detect-interval", min=0.0,
+                                          help="Seconds between looks for new events to detect on (the "
+                                          "provenance detectors take them then, the behavioural ones every "
+                                          "engine.behaviour_every); 0 turns detection off."),
     max_body_bytes: int = typer.Option(64 << 20, "--max-body-bytes", help="Largest request body (after gunzip)."),
     checkpoint_mb: int = typer.Option(256, "--checkpoint-mb", help="Write-ahead log size at which DuckDB folds "
                                       "it into the store (inside a commit: a pause for the requests waiting on "

@@ -30,7 +30,7 @@ class ServerConfig:
     # 30 per second: 350-500 ms; with 256 MB, 39 ms; docs/BENCHMARKS.md). A larger log takes longer to
     # replay after a crash, and is checkpointed at a clean shutdown.
     checkpoint_mb: int = 256
-    detect_interval_s: float = 5.0            # 0 turns continuous detection off
+    detect_interval_s: float = 0.5            # polls for new events (paced as detect --follow); 0: off
     watch: list[str] = field(default_factory=list)
     watch_interval_s: float = 5.0
     watch_settle_s: float = 2.0

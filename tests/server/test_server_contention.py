@@ -104,3 +104,31 @@ def test_the_checkpoint_threshold_is_set_and_checked(tmp_path):
         store.close()
     with pytest.raises(ValueError, match="--checkpoint-mb 8"):
         ServerConfig(db=str(tmp_path / "x.duckdb"), checkpoint_mb=8).validate()
+
+
+def test_the_loop_paces_detection_as_follow_does(tmp_path):
+    """The server's loop runs the provenance tier on new events by itself (its alerts committed without
+    waiting for the behavioural tier), and a tick with nothing due is not counted as a run."""
+    db, keys = make_store(tmp_path)
+    app = create_app(ServerConfig(db=db, detect_interval_s=0))
+    ctx = app.state.ctx
+    canary = sorted(ctx.catalog.canaries)[0]
+    with TestClient(app) as c:
+        post = {"headers": {"Authorization": f"Bearer {keys['ingest']}"}}
+        assert c.post("/v1/events", content=_ndjson(5, "a-"), **post).status_code == 202
+        ctx.detection.run_once(pace="auto")           # the first tick: both tiers
+        cfg = ctx.detection._cfg
+        cfg.engine["provenance_every"], cfg.engine["behaviour_every"] = 0.0, 3600.0
+        idle = ctx.detection.run_once(pace="auto")     # nothing new: no run
+        assert idle["segments"] == 0
+        read = orjson.dumps(event(99, "canary-", subject_ids=[canary])) + b"\n"
+        assert c.post("/v1/events", content=read, **post).status_code == 202
+        ctx.detection.run_once(pace="auto")
+        with ctx.store.reading() as cur:
+            alerted = cur.execute("SELECT count(*) FROM alert_events WHERE event_id = 'canary-99'").fetchone()[0]
+            prog = engine.load_progress(cur)
+        assert alerted == 1
+        assert prog.behaviour_batch_id < prog.last_batch_id   # the behavioural tier has not taken it yet
+        metrics = c.get("/metrics", headers={"Authorization": f"Bearer {keys['all']}"}).text
+    ok = [line for line in metrics.splitlines() if line.startswith("breachwatch_detect_runs_total")]
+    assert any(line.endswith(" 2.0") or line.endswith(" 2") for line in ok), ok
