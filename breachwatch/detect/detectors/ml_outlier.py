@@ -3,9 +3,11 @@
 Single counters miss a campaign that stays just under each threshold at once;
 a multivariate model sees the unusual shape (each request a new person, from a
 source new to its account, many misses, many records per request). An
-IsolationForest per entity type, trained on the history's per-entity,
-per-hour feature vectors, scores each active entity at fixed event-time
-checkpoints; the evidence names the features that drove the score.
+IsolationForest per entity type and principal type (its peers: a partner's
+network is compared with partners' networks, whose every lookup is a new buyer,
+not with customers'), trained on the history's per-entity, per-hour feature
+vectors, scores each active entity at fixed event-time checkpoints; the
+evidence names the features that drove the score.
 
 Logic:
   steps      = per (entity, step bucket): requests, bytes, records, errors, first touches,
@@ -128,15 +130,15 @@ def _score(ctx: RunContext, d: dict, first: datetime, last: datetime, models: di
         SELECT w.c, w.ek, r.etype, r.ptype, r.entity, w.last_time, {_vector_sql('w')}, w.requests, w.first_bucket
         FROM win w JOIN entity_registry r ON r.ek = w.ek WHERE w.requests >= {int(d['min_requests'])}
         ORDER BY w.c, r.etype, w.ek""", [first, last, first, last]).fetchall()
-    rows = [r for r in rows if r[2] in models]
+    rows = [r for r in rows if (r[2], r[3]) in models]
     if not rows:
         return
     scores = np.empty(len(rows))
     beyond = np.empty(len(rows), dtype=int)
     x = np.array([r[6] for r in rows], dtype=float)
-    etypes = np.array([r[2] for r in rows])
-    for etype, (model, _train, _p99, top) in models.items():
-        mask = etypes == etype
+    peers = np.array([f"{r[2]}\t{r[3]}" for r in rows])
+    for (etype, ptype), (model, _train, _p99, top) in models.items():
+        mask = peers == f"{etype}\t{ptype}"
         if mask.any():
             scores[mask] = model.decision_function(x[mask])
             # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to
@@ -145,7 +147,7 @@ def _score(ctx: RunContext, d: dict, first: datetime, last: datetime, models: di
     hits = np.flatnonzero((scores < -d["score_margin"]) & (beyond >= d["min_features_beyond"]))
     for i in hits:  # in checkpoint order: the first checkpoint an entity stands out at opens its alert
         c, *row = rows[i]
-        model, train, p99, _top = models[row[1]]
+        model, train, p99, _top = models[(row[1], row[2])]
         _candidate(ctx, d, tuple(row), float(scores[i]), x[i], train, p99, c)
 
 
@@ -182,7 +184,8 @@ def _show(i: int, v: float) -> str:
 
 
 def _models(ctx: RunContext, d: dict) -> dict | None:
-    """IsolationForest per entity type, fitted on the stored training vectors (cached per baseline).
+    """IsolationForest per (entity type, principal type), fitted on the stored training vectors (cached
+    per baseline); a pair with fewer than `min_training_rows` vectors has no model and is not scored.
 
     The fit (up to a second or two after each baseline refresh) runs in a thread of its own. A
     following engine (`ctx.defer`) does not wait for it: None tells the caller to leave the
@@ -219,31 +222,33 @@ def _model_key(con, d: dict, baseline_at: datetime | None) -> tuple:
 
 def _start_fit(con, d: dict, key: tuple) -> Future:
     # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
-    stored = con.sql("SELECT etype, features FROM ml_training").to_arrow_table()
-    etypes = stored.column("etype").to_numpy(zero_copy_only=False)
-    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
+    stored = con.sql("SELECT etype || chr(9) || ptype AS peers, features FROM ml_training "
+                     "WHERE ptype IS NOT NULL").to_arrow_table()  # rows of an older version wait for a refresh
+    peers = stored.column("peers").to_numpy(zero_copy_only=False)
+    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(peers), len(FEATURES))
     _FITTING.clear()
-    fit = _FITTING[key] = _FITTER.submit(_fit, etypes, vectors, d)
+    fit = _FITTING[key] = _FITTER.submit(_fit, peers, vectors, d)
     return fit
 
 
-def _fit(etypes: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
+def _fit(peers: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
+    """Models keyed by (etype, ptype); `peers` holds "etype<TAB>ptype" per training row."""
     from sklearn.ensemble import IsolationForest
     models = {}
-    for etype in dict.fromkeys(etypes):
-        train = vectors[etypes == etype].astype(float)
+    for group in dict.fromkeys(peers):
+        train = vectors[peers == group].astype(float)
         if len(train) < d["min_training_rows"]:
             continue
         model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
         model.fit(train)
-        models[etype] = (model, train, np.quantile(train, 0.99, axis=0), train.max(axis=0))
+        models[tuple(group.split("\t", 1))] = (model, train, np.quantile(train, 0.99, axis=0), train.max(axis=0))
     return models
 
 
 def learn(con, cfg, since: datetime, until: datetime) -> None:
-    """Sample each entity type's per-step trailing-window vectors from the history.
+    """Sample each (entity type, principal type)'s per-step trailing-window vectors from the history.
 
-    The sample is the `max_training_rows` vectors per entity type with the smallest hash of
+    The sample is the `max_training_rows` vectors per pair with the smallest hash of
     (entity, step), so it does not depend on how the vectors were computed: those of whole days
     of the history are kept from earlier refreshes of this connection (daycache.py), and only
     the days that changed, and the partial days at the ends, are computed again.
@@ -253,12 +258,12 @@ def learn(con, cfg, since: datetime, until: datetime) -> None:
     if not d["enabled"]:
         return
     _history_vectors(con, d, since, until)
-    con.execute(f"""INSERT INTO ml_training
-        SELECT etype, v FROM (
-            SELECT r.etype, x.v, x.h, row_number() OVER (PARTITION BY r.etype ORDER BY x.h) AS rn
+    con.execute(f"""INSERT INTO ml_training (etype, features, ptype)
+        SELECT etype, v, ptype FROM (
+            SELECT r.etype, r.ptype, x.v, x.h, row_number() OVER (PARTITION BY r.etype, r.ptype ORDER BY x.h) AS rn
             FROM _ml_vec x JOIN entity_registry r ON r.ek = x.ek
             WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = x.ek))
-        WHERE rn <= {int(d['max_training_rows'])} ORDER BY etype, h""")
+        WHERE rn <= {int(d['max_training_rows'])} ORDER BY etype, ptype, h""")
 
 
 def _history_vectors(con, d: dict, since: datetime, until: datetime) -> None:
