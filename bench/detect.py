@@ -159,7 +159,7 @@ def latency(args: argparse.Namespace) -> dict:
     stop = threading.Event()
     detector = con.cursor()
 
-    def follow() -> None:  # what `detect --follow --interval 0.2` does
+    def follow() -> None:  # what `detect --follow` does (its default --interval 0.2)
         while not stop.is_set():
             run_detect(detector, cfg, pace="auto")
             stop.wait(0.2)

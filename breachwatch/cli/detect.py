@@ -38,7 +38,8 @@ def detect(
     follow: bool = typer.Option(False, "--follow", help="Keep processing new events as they arrive (Ctrl-C stops)."),
     backfill: bool = typer.Option(False, "--backfill", help="Learn baselines from the history already stored, "
                                   "without behavioural alerts on it (provenance and canary alerts still fire)."),
-    interval: float = typer.Option(1.0, "--interval", min=0.05, help="With --follow: seconds between polls."),
+    interval: float = typer.Option(0.2, "--interval", min=0.05, help="With --follow: seconds between looks for "
+                                   "new events (idle looks cost two small queries)."),
     as_json: bool = JsonOption,
 ) -> None:
     """Run the detectors over events stored since the last run; open or update incidents.
