@@ -1,7 +1,7 @@
 """Detection benchmarks and the drill bars, side by side with their ceiling.
 
     .venv/bin/python bench/detect.py throughput --events 10000000
-    .venv/bin/python bench/detect.py latency [--rounds 10] [--refresh 60]
+    .venv/bin/python bench/detect.py latency [--rounds 10] [--refresh 60] [--interval 0.5]
     .venv/bin/python bench/detect.py bars --seeds 1,2,3 [--customers 100000] [--rate-scale 0.1] [--no-issuance-log]
 
 throughput: simulated benign events; one day of history stored and learned with --backfill, the rest
@@ -159,10 +159,10 @@ def latency(args: argparse.Namespace) -> dict:
     stop = threading.Event()
     detector = con.cursor()
 
-    def follow() -> None:  # what `detect --follow` does (its default --interval 0.2)
+    def follow() -> None:  # what `detect --follow` does (--interval 0.2 by default; serve's loop ticks at 0.5)
         while not stop.is_set():
             run_detect(detector, cfg, pace="auto")
-            stop.wait(0.2)
+            stop.wait(args.interval)
 
     thread = threading.Thread(target=follow, daemon=True)
     thread.start()
@@ -254,6 +254,8 @@ def main() -> None:
     la = sub.add_parser("latency")
     la.add_argument("--customers", type=int, default=100_000)
     la.add_argument("--rounds", type=int, default=10)
+    la.add_argument("--interval", type=float, default=0.2,
+                    help="seconds between looks for new events (detect --follow's default; serve's is 0.5)")
     la.add_argument("--refresh", type=float, default=0.0,
                     help="relearn every this many seconds of event time (default: the config's 24 h)")
     b = sub.add_parser("bars")
