@@ -84,11 +84,29 @@ def migrate(con: duckdb.DuckDBPyConnection, upto: int | None = None) -> list[int
 def store_locked(db: str | os.PathLike[str], msg: str) -> StoreLocked:
     """The error for a store another process writes to (DuckDB's lock message `msg` names its PID)."""
     m = re.search(r"PID (\d+)", msg)
-    holder = f" (held by process {m.group(1)})" if m else ""
-    return StoreLocked(
-        f"{db}: another process is writing to this store{holder}. Fix: wait for it to finish. If it is "
-        "'breachwatch serve', send the change to it with --server URL (ingest, incidents, scope, discover, "
-        "apikeys and users take it).")
+    command = _command_of(int(m.group(1))) if m else ""
+    holder = f" (held by process {m.group(1)}{': ' + command if command else ''})" if m else ""
+    if "detect" in command and "--follow" in command:
+        # The one writer cannot also take files from another process: serve ingests and detects in one.
+        fix = ("It keeps the store until it is stopped. To ingest while detecting continuously, stop it and run "
+               "'breachwatch serve' instead: it takes events over HTTP (ingest --server URL) and from --watch "
+               "folders, and detects at the same pace.")
+    else:
+        fix = ("Wait for it to finish. If it is 'breachwatch serve', send the change to it with --server URL "
+               "(ingest, incidents, scope, discover, apikeys and users take it).")
+    return StoreLocked(f"{db}: another process is writing to this store{holder}. Fix: {fix}")
+
+
+def _command_of(pid: int) -> str:
+    """The holder's command line, shortened (Linux /proc; empty where it cannot be read)."""
+    try:
+        argv = [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return ""
+    # `/venv/bin/python /venv/bin/breachwatch detect --follow` reads better as `breachwatch detect --follow`.
+    while len(argv) > 1 and Path(argv[0]).name.startswith("python"):
+        argv = argv[1:]
+    return " ".join([Path(argv[0]).name, *argv[1:]])[:120] if argv else ""
 
 
 def connect(path: str | os.PathLike[str] | None = None, *, read_only: bool = False,
