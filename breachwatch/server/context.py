@@ -10,7 +10,7 @@ from typing import Any
 
 from breachwatch.contract.catalog import Catalog, load_catalog
 from breachwatch.server import audit
-from breachwatch.server.apikeys import authenticate_key, touch_key
+from breachwatch.server.apikeys import KeyInfo, VerifiedKeys, authenticate_key, touch_key
 from breachwatch.server.config import ServerConfig
 from breachwatch.server.detection import DetectionLoop
 from breachwatch.server.metrics import Metrics
@@ -57,6 +57,7 @@ class ServerContext:
         self.data_dir = Path(config.data_dir or f"{config.db}.server")
         self.started_at = time.time()
         self.audit_trail = audit.VerifiedTrail()  # the audit page's chain check
+        self.verified_keys = VerifiedKeys()  # a revoke through the API must call its forget()
         self._touched: dict[str, float] = {}
         self._touch_lock = threading.Lock()
         self.metrics.gauge("breachwatch_ingest_queue_records", "Records waiting for the writer.",
@@ -81,9 +82,12 @@ class ServerContext:
         self.store.close()
 
     # -- who is calling ------------------------------------------------------------
-    def key_principal(self, token: str) -> Principal:
+    def _look_up_key(self, token: str) -> KeyInfo | None:
         with self.store.reading() as cur:
-            info = authenticate_key(cur, token)
+            return authenticate_key(cur, token)
+
+    def key_principal(self, token: str) -> Principal:
+        info = self.verified_keys.verify(token, self._look_up_key)
         if info is None:
             return ANONYMOUS
         now = time.monotonic()

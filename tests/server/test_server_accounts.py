@@ -28,6 +28,32 @@ def test_keys_are_hashed_shown_once_and_revocable(tmp_path):
         apikeys.create_key(con, "x", ["root"], by="t")
 
 
+def test_a_key_the_server_verified_is_refused_at_once_when_revoked_or_expired(tmp_path, monkeypatch):
+    """The server keeps verified keys in memory (no store lookup per request): a revoke through the API
+    ends a key from its answer on, and an expiry from its time on."""
+    db, keys = make_store(tmp_path)
+    con = connect(db)
+    brief, _ = apikeys.create_key(con, "brief", ["analyst"], by="t", expires_at=apikeys.now_utc() + timedelta(hours=1))
+    con.close()
+    with TestClient(create_app(ServerConfig(db=db, detect_interval_s=0))) as c:
+        ctx = c.app.state.ctx
+        looked_up: list[str] = []
+        real = ctx._look_up_key
+        monkeypatch.setattr(ctx, "_look_up_key", lambda token: (looked_up.append(token), real(token))[1])
+        analyst = {"Authorization": f"Bearer {keys['analyst']}"}
+        assert c.get("/v1/incidents", headers=analyst).status_code == 200
+        assert c.get("/v1/incidents", headers=analyst).status_code == 200
+        assert looked_up == [keys["analyst"]]  # the second request was served from memory
+        key_id = keys["analyst"].split("_")[1]
+        assert c.delete(f"/v1/admin/apikeys/{key_id}",
+                        headers={"Authorization": f"Bearer {keys['admin']}"}).status_code == 200
+        assert c.get("/v1/incidents", headers=analyst).status_code == 401
+        assert c.get("/v1/incidents", headers={"Authorization": f"Bearer {brief}"}).status_code == 200
+        later = apikeys.now_utc() + timedelta(hours=2)
+        monkeypatch.setattr(apikeys, "now_utc", lambda: later)
+        assert c.get("/v1/incidents", headers={"Authorization": f"Bearer {brief}"}).status_code == 401
+
+
 def test_passwords_are_argon2id_and_sessions_expire(tmp_path):
     con = connect(tmp_path / "s.duckdb")
     with pytest.raises(ValueError, match="at least 12"):

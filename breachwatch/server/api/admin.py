@@ -60,6 +60,7 @@ def revoke_key(request: Request, key_id: str = Path(..., min_length=1, max_lengt
             row = apikeys.revoke_key(cur, key_id, by=_by(who))
         except ValueError as e:
             raise ApiError(404, "not_found", str(e)) from None
+    ctx.verified_keys.forget()  # after the commit: no request accepts the key from here on
     ctx.audit(who, "apikey.revoke", resource=f"apikey/{key_id}", client=client_of(request))
     return row
 
