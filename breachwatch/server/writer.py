@@ -5,7 +5,9 @@ staging tables in memory (`stage`), at positions reserved for them in
 the server's HTTP source; only dedup, chaining and the commit are serial.
 Even most of dedup is not: a request looks its event ids up in the store as it
 stands when validated, and the writer then checks them only against the
-commits made since, which it remembers (`_Recent`).
+commits made since, which it remembers (`_Recent`). The lookup asks the keys of
+every stored id, which the writer keeps in memory and hands out after each
+commit, and probes the store's index only for the ids they name (usually none).
 Requests then wait in a bounded queue. The writer thread takes everything that
 has arrived while the previous commit ran and commits it as one atomic batch
 (group commit), so many small requests cost one commit; each request's future
@@ -16,6 +18,7 @@ taken and dropped. A failed commit stores nothing and fails every request in it.
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import threading
 import time
@@ -25,14 +28,19 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+import pyarrow as pa
+
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
-from breachwatch.store.chain import probe_limit, stored_ids
+from breachwatch.store.chain import id_keys, keys_in, probe_limit, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
 
 FEED_BATCH = 200_000  # watched files commit in batches of this many records, as file ingest does
+
+log = logging.getLogger(__name__)
 
 
 class Overloaded(RuntimeError):
@@ -145,10 +153,27 @@ class StoreWriter:
         self._next_position = 1
         self._local = threading.local()  # each request thread's validation cursor
         self._recent = _Recent()
+        # (commit number, sorted key runs of every id stored up to it), see `_publish`; None: not kept
+        self._keys: tuple[int, list[np.ndarray]] | None = None
+        self._keys_wanted = True  # the ingestor's writer should build its stored ids' keys (writer thread)
 
     def _new_ingestor(self) -> Ingestor:
+        self._keys_wanted = True
         return Ingestor(self._cur, self.store.path, catalog=self.catalog, anchor_path=self.anchor_path,
                         batch_size=1 << 62)
+
+    def _publish(self) -> None:
+        """Hand request threads the keys of every stored id as of the last commit (writer thread; call after
+        `_recent.add`, so that a request checks the ids of later commits against `_recent`)."""
+        w = self._ing.writer
+        if self._keys_wanted:  # once per ingestor: a scan of every stored id
+            self._keys_wanted = False
+            try:
+                w.keep_stored_ids()
+            except Exception as e:  # noqa: BLE001 - only a shortcut is lost: requests probe the index instead
+                log.warning("stored ids' keys not kept (%s); requests look their ids up in the index", e)
+        runs = w.stored_id_runs()
+        self._keys = (self._recent.done, runs) if runs is not None else None
 
     # -- callers ---------------------------------------------------------------
     def start(self) -> None:
@@ -188,7 +213,18 @@ class StoreWriter:
                             catalog=self.catalog)
         staged = StagedRequest(body, batch, first)
         ids = batch.hashes.column("event_id")
-        if len(ids) <= probe_limit(self._ing.writer.stored_events):  # as the commit would look them up
+        keys = id_keys(cur, ids)
+        # The commit needs the keys too (the writer's stored ids): worked out here, off its serial path.
+        batch.hashes = batch.hashes.append_column("_key", pa.array(keys.keys))
+        limit = probe_limit(self._ing.writer.stored_events)
+        known = self._keys  # read once: its commit number and keys belong together
+        if known is not None:
+            staged.seen, runs = known  # later commits are checked against `_recent` by the writer
+            maybe = keys_in(runs, keys.sorted)
+            if len(maybe) <= limit:  # else (a batch sent again) the commit looks them up its cheaper way
+                staged.stored = stored_ids(cur, ids.filter(pa.array(np.isin(keys.keys, maybe)))) if len(maybe) \
+                    else []
+        elif len(ids) <= limit:  # as the commit would look them up
             staged.seen = self._recent.done  # read before the lookup: later commits are checked again
             staged.stored = stored_ids(cur, ids)
         self.metrics.validate_latency.observe(time.perf_counter() - started)
@@ -240,6 +276,7 @@ class StoreWriter:
             return group
 
     def _run(self) -> None:
+        self._publish()
         while True:
             item = self._take()
             if item is None:
@@ -271,6 +308,7 @@ class StoreWriter:
             # Its batches' ids are not kept: requests looked up before it ends look again. Counted only
             # once it has ended, so that a request looking up while it runs is one of those.
             self._recent.add(None)
+            self._publish()
 
     def _commit(self, group: list[_Request]) -> None:
         started = time.perf_counter()
@@ -287,6 +325,7 @@ class StoreWriter:
                 res = self._ing.commit_staged(source, [r.staged.batch for r in group], self._stored(group))
                 batch_id = self._ing.writer.batch_id if res.seq is not None else None
                 self._recent.add(frozenset().union(*(r.staged.ids for r in group)))
+                self._publish()
             m.commit_latency.observe(time.perf_counter() - started)
         except BaseException as e:  # noqa: BLE001 - every request in the group learns it was not stored
             # Stored or not (a failure after the store's commit, at the anchor, leaves it stored), its ids
@@ -296,6 +335,7 @@ class StoreWriter:
             self._ing = self._new_ingestor()  # its state may hold the failed batch
             for r in group:
                 r.future.set_exception(e)
+            self._publish()
             return
         s = self._ing.summary
         reasons = s.quarantined - before[3]

@@ -95,3 +95,76 @@ def test_key_runs_merge_without_losing_keys(sizes):
     assert len(ids.runs) <= len(sizes) and np.array_equal(np.sort(np.concatenate(ids.runs)), every)
     probe = np.sort(np.concatenate([every[::3], rng.integers(0, 1 << 63, 20, dtype=np.uint64)]))
     assert np.array_equal(np.unique(ids.stored_keys(probe)), np.unique(probe[np.isin(probe, every)]))
+
+
+def test_id_keys_of_a_list_are_the_stored_keys(tmp_path, make_event):
+    """A request's ids are hashed from a list parameter (few) or an Arrow table (many); either way their keys
+    are those `StoredIds.build` reads from the stored column, or the set would miss stored ids."""
+    db = str(tmp_path / "k.duckdb")
+    con = connect(db)
+    sent = [f"e{i}" for i in range(chain.ID_KEYS_AS_LIST + 50)] + ["é-ü-한", "it's", "a\\b", "x" * 300]
+    ingest_records(con, [make_event(i, event_id=e) for i, e in enumerate(sent)], "k", db_path=db)
+    ids = [i for (i,) in con.execute("SELECT event_id FROM events ORDER BY event_id DESC").fetchall()]
+    assert len(ids) == len(sent)
+    stored = chain.StoredIds.build(con, 1).runs[0]
+    for some in (ids[:4] + ids[-3:], ids):  # the list parameter (odd ids first), then the Arrow table
+        assert len(some) <= chain.ID_KEYS_AS_LIST or some is ids
+        keys = chain.id_keys(con, pa.chunked_array([pa.array(some)]))
+        assert np.isin(keys.keys, stored).all()
+        assert np.array_equal(keys.sorted, np.sort(keys.keys))
+    assert np.array_equal(np.sort(chain.id_keys(con, pa.array(ids)).keys), stored)
+    con.close()
+
+
+def test_runs_taken_before_an_add_stay_as_they_were():
+    """Request threads read `runs` while the writer adds a commit's keys: the list they took is never changed."""
+    ids = chain.StoredIds([np.array([1, 5], dtype=np.uint64)], 1)
+    taken = ids.runs
+    ids.add(np.array([2, 3], dtype=np.uint64), 2)  # merges into one run
+    assert len(taken) == 1 and taken[0].tolist() == [1, 5]
+    assert np.concatenate(ids.runs).tolist() == [1, 2, 3, 5]
+
+
+def test_stored_id_runs_only_while_complete(tmp_path, make_event, monkeypatch):
+    """A writer hands out its key runs only while they hold every batch it committed: not after a commit that
+    failed at the anchor (stored, but its keys not added), and again once rebuilt by a new writer."""
+    db = str(tmp_path / "r.duckdb")
+    con = connect(db)
+    ing = Ingestor(con, db, batch_size=1 << 30)
+    assert ing.writer.stored_id_runs() is None  # not kept until asked for
+    ing.writer.keep_stored_ids()
+    assert ing.writer._ids.merge_max == chain.KEPT_MERGE_MAX  # merges on the serial path stay short
+    ing.feed("a", "records", chunk_records((i, None, make_event(i)) for i in range(3)))
+    assert sorted(np.concatenate(ing.writer.stored_id_runs()).tolist()) == sorted(
+        chain.id_keys(con, pa.array([f"e{i}" for i in range(3)])).keys.tolist())
+
+    def broken(self, entries):
+        raise OSError("anchor disk gone")
+    monkeypatch.setattr(chain.AnchorFile, "append", broken)
+    with pytest.raises(OSError):
+        ing.feed("b", "records", chunk_records([(1, None, make_event(7))]))
+    assert ing.writer.stored_id_runs() is None
+    monkeypatch.undo()
+    again = Ingestor(con, db, batch_size=1 << 30)
+    again.writer.keep_stored_ids()
+    assert len(np.concatenate(again.writer.stored_id_runs())) == 4
+    con.close()
+
+
+def test_merges_stop_at_merge_max_and_keep_every_key():
+    """The server's set merges runs only up to `merge_max` keys (a merge runs on the commit's serial path)."""
+    rng = np.random.default_rng(3)
+    ids = chain.StoredIds([np.sort(rng.integers(0, 1 << 63, 50, dtype=np.uint64))], 1, merge_max=40)
+    added = [ids.runs[0]]
+    for k in range(2, 40):
+        run = np.sort(rng.integers(0, 1 << 63, 7, dtype=np.uint64))
+        added.append(run)
+        before = [len(r) for r in ids.runs]
+        ids.add(run, k)
+        # a run is merged only into one no longer than merge_max; the built run (50) is never merged again
+        assert all(len(r) <= 40 for r in ids.runs[1:]) and len(ids.runs[0]) == 50
+        assert sum(len(r) for r in ids.runs) == sum(before) + 7
+    every = np.sort(np.concatenate(added))
+    assert np.array_equal(np.sort(np.concatenate(ids.runs)), every)
+    assert np.array_equal(np.unique(ids.stored_keys(every[::5])), np.unique(every[::5]))
+    assert len(ids.runs) > 2  # runs are kept apart rather than merged past the bound
