@@ -250,6 +250,7 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=60.0, help="time bound of each run")
     ap.add_argument("--detect-interval", type=float, default=5.0, help="detection interval of the last run")
+    ap.add_argument("--detect-events", type=int, default=50_000, help="events posted in the last run")
     ap.add_argument("--rates", default="", help="comma-separated request rates (per second) at which batches of "
                     "100 are also sent open loop, e.g. 20,40,60")
     ap.add_argument("--batches", default="1,100,10000,detect",
@@ -293,8 +294,7 @@ def _runs(a: argparse.Namespace, tmp: Path) -> tuple[list[dict], float]:
     db, keys = make_store(tmp / "detect")
     server = ServerProcess(db, "--detect-interval", str(a.detect_interval))
     try:
-        r = measured(server, keys["ingest"], _lines(min(a.events, 50_000), "d100-"), 100, a.clients, a.seconds,
-                     base)
+        r = measured(server, keys["ingest"], _lines(a.detect_events, "d100-"), 100, a.clients, a.seconds, base)
         r["detect_interval_s"] = a.detect_interval
         rows.append(r)
     finally:
