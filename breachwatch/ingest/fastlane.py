@@ -23,7 +23,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from breachwatch.contract.event import FIELDS, Field
-from breachwatch.ingest.normalize import (derived_id_sql, extra_sql, from_epoch, has_offset, out_of_range,
+from breachwatch.ingest.normalize import (blank_sql, derived_id_sql, extra_sql, from_epoch, has_offset, out_of_range,
                                           str_value, value_checks, with_offset)
 
 _MAX_EXACT = 9007199254740991  # 2**53 - 1: the full validator reads integers through DOUBLE
@@ -128,8 +128,9 @@ FROM (
           -- Blank lines are skipped, as the full validator skips them; only invalid lines can be blank,
           -- and trimming every line would copy it. A line opening with '{{' is not blank: testing that
           -- first matters because DuckDB pushes this filter into the scan, where `_valid` would be a
-          -- second json_valid of every line.
-          WHERE starts_with(line, '{{') OR _valid OR trim(line) <> '')))"""
+          -- second json_valid of every line. A CASE, not OR: DuckDB reorders the terms of an OR and put
+          -- json_valid first (130 ms of a 1.1 s statement per 200,000 lines on one thread).
+          WHERE CASE WHEN starts_with(line, '{{') THEN true ELSE _valid OR NOT {blank_sql('line')} END)))"""
 
 
 def _is_str(t: pa.DataType) -> bool:

@@ -207,6 +207,12 @@ def extra_sql(keys: str, line: str) -> str:
             f"> 0 THEN json_merge_patch({line}, {_REMOVE_KNOWN})::VARCHAR END")
 
 
+
+def blank_sql(column: str) -> str:
+    """SQL true when a line holds only JSON whitespace: such a line is skipped, not quarantined. Lines keep
+    their newline, and DuckDB's one-argument trim strips spaces only."""
+    return f"(trim({column}, ' ' || chr(9) || chr(10) || chr(13)) = '')"
+
 def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str]:
     """SQL for one batch: (statement creating `_checked`, output column list).
 
@@ -245,7 +251,7 @@ def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, 
 CREATE OR REPLACE TEMP TABLE _checked AS
 WITH p AS (
   SELECT _src, _pos, line, json_valid(line) AS _valid, left(ltrim(line), 1) = '{{' AS _is_object
-  FROM {lines} WHERE trim(line) <> ''
+  FROM {lines} WHERE NOT {blank_sql('line')}
 ), x AS (
   SELECT *, CASE WHEN _valid AND _is_object THEN json_extract(line, {_PATHS}) END AS _v,
          CASE WHEN _valid AND _is_object THEN json_keys(line) END AS _keys

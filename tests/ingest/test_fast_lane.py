@@ -100,6 +100,36 @@ def test_json_lines_fast_lane_matches_the_full_validator(zone):
     assert vouched > 20  # and the fast lane vouched for many
 
 
+def test_the_blank_line_filter_lets_every_other_line_through():
+    """The JSON feeder skips blank lines before anything else; a line that is not blank must reach a
+    verdict whatever it opens with (both lanes share the filter, so the equivalence tests cannot see it)."""
+    lines = ['{"event_id": "b1", "time": "2025-04-14T02:10:00Z", "kind": "access"}',
+             'not json', '  {"event_id": "b3", "time": "2025-04-14T02:10:00Z", "kind": "access"}',
+             '  {"event_id": ', '}{', '[1, 2]', '"text"', '\t{"event_id": "b8"}']
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    valid, bad = _run(con, True, lines)
+    assert [row[0] for row in valid] == [1, 3]
+    assert [(pos, reason) for pos, reason, *_ in bad] == [
+        (2, "invalid_json"), (4, "invalid_json"), (5, "invalid_json"), (6, "not_an_object"), (7, "not_an_object"),
+        (8, "not_an_object")]  # DuckDB's ltrim takes spaces only
+
+
+@pytest.mark.parametrize("batch", [2, 100_000])  # small batches (compact lane, full validator) and the feeder
+def test_blank_lines_are_skipped_not_quarantined(tmp_path, batch):
+    """Lines holding only JSON whitespace (empty, spaces, tabs, a CRLF file's '\\r') are no records: a
+    file's trailing or separating blank lines must not turn into invalid_json rows of empty text."""
+    from breachwatch.store.db import connect
+    record = '{{"event_id": "w{}", "time": "2025-04-14T02:10:00Z", "kind": "login", "principal_id": "c1"}}'
+    (tmp_path / "in.ndjson").write_bytes(("\r\n".join([record.format(1), "", "   ", "\t", record.format(2), "", ""])
+                                          ).encode())
+    path = str(tmp_path / "s.duckdb")
+    con = connect(path)
+    s = ingest_paths(con, path, [str(tmp_path / "in.ndjson")], batch_size=batch).as_dict()
+    assert (s["records"], s["loaded"], s["quarantined"]) == (2, 2, 0), s
+    assert con.execute("SELECT count(*) FROM quarantine").fetchone()[0] == 0
+
+
 @pytest.mark.parametrize("zone", [None, "Asia/Seoul"])
 def test_compact_lane_matches_the_full_validator(zone):
     con = duckdb.connect()
