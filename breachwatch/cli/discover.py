@@ -32,8 +32,7 @@ from breachwatch.discover.deidentify import Deidentifier, detect_format, load_ke
 from breachwatch.discover.deidentify.keys import DEFAULT_KEY_ENV
 from breachwatch.discover.engine import Analyzer
 from breachwatch.discover.recognizers.registry import load_recognizers
-from breachwatch.discover.scan import DEFAULT_SAMPLE, Budget, ProgressFn, SourceReport, scan_source, scan_sources
-from breachwatch.discover.scanners.eventstore import EventStoreSource
+from breachwatch.discover.scan import DEFAULT_SAMPLE, Budget, ProgressFn, SourceReport, scan_event_store, scan_sources
 from breachwatch.discover.suggest import as_catalog_yaml, suggest_catalog
 from breachwatch.store.db import connect
 
@@ -73,23 +72,27 @@ def discover(
     """Find personal data in databases, files and the event store; keep the data map.
 
     With --server, the scan is recorded in --db (default ./breachwatch-discover.duckdb, where an unfinished
-    scan resumes) and each run is then sent to the running server, which keeps the data map."""
+    scan resumes) and each run is then sent to the running server, which keeps the data map; --store is
+    then scanned by the server itself, the only process that may read its events."""
     sources = sources or []
     if not sources and not store and not list_map and not suggest:
         fail("nothing to do. Fix: give a source (database URL, file or folder), --store, --list or "
              "--suggest-catalog.")
-    if server and store:
-        fail("--store scans the events of the store a server holds, which only that store's writer may read. "
-             "Fix: run 'breachwatch discover --store' while the server is stopped, or drop --store.")
     path = db or WORK_STORE if server else db_path(db)
     con = connect(path)
     try:
         reports: list[SourceReport] = []
-        if sources or store:
-            reports = _scan(con, path, sources, store, Budget(sample, max_rows, max_seconds),
+        local_store = store and not server
+        if sources or local_store:
+            reports = _scan(con, path, sources, local_store, Budget(sample, max_rows, max_seconds),
                             Analyzer(load_recognizers(recognizers)), tables, fresh, min_confidence, as_json)
         uploads = [remote(server, "POST", "/v1/datamap/runs", json=datamap.export_run(con, r.run_id))
                    for r in reports if r.run_id] if server else []
+        if server and store:
+            # Only the server may read the events it holds: it scans them itself, into its data map.
+            reports.append(SourceReport.from_dict(remote(server, "POST", "/v1/datamap/store-scan", json={
+                "sample": sample, "max_rows": max_rows, "max_seconds": max_seconds, "fresh": fresh,
+                "min_confidence": min_confidence})))
         if not (list_map or suggest):
             rows = []
         elif server:
@@ -135,9 +138,8 @@ def _scan(con: duckdb.DuckDBPyConnection, path: str, sources: list[str], store: 
         reports = scan_sources(con, sources, budget=budget, analyzer=analyzer, tables=tables, fresh=fresh,
                                progress=progress, threshold=threshold)
         if store:
-            label = f"store:{Path(path).resolve()}"
-            reports.append(scan_source(con, EventStoreSource(con, label), budget=budget, analyzer=analyzer,
-                                       fresh=fresh, progress=progress, threshold=threshold))
+            reports.append(scan_event_store(con, path, budget=budget, analyzer=analyzer, fresh=fresh,
+                                            progress=progress, threshold=threshold))
         return reports
 
     if not show_progress() or quiet:

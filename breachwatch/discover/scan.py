@@ -12,7 +12,8 @@ from __future__ import annotations
 import fnmatch
 import time
 from dataclasses import dataclass, field
-from typing import Callable, Iterable
+from pathlib import Path
+from typing import Any, Callable, Iterable
 
 import duckdb
 
@@ -73,6 +74,13 @@ class SourceReport:
     message: str | None = None
     tables: list[TableResult] = field(default_factory=list)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "SourceReport":
+        """The report `to_dict` made (a server's answer to `discover --store --server`)."""
+        tables = [TableResult(**{**t, "findings": [ColumnFinding(**f) for f in t["findings"]]}) for t in d["tables"]]
+        return cls(source=d["source"], status=d["status"], run_id=d.get("run_id"), resumed=d.get("resumed", False),
+                   message=d.get("message"), tables=tables)
+
     def to_dict(self) -> dict[str, object]:
         return {
             "source": self.source, "status": self.status, "run_id": self.run_id, "resumed": self.resumed,
@@ -110,6 +118,17 @@ def scan_sources(store: duckdb.DuckDBPyConnection, specs: Iterable[str], *, budg
         finally:
             source.close()
     return reports
+
+
+def scan_event_store(store: duckdb.DuckDBPyConnection, path: str, *, budget: Budget, analyzer: Analyzer,
+                     fresh: bool = False, progress: ProgressFn | None = None,
+                     threshold: float | None = None) -> SourceReport:
+    """Scan the store's own events (`discover --store`, locally or in the server that holds it) into its data
+    map, as the source `store:<absolute path>` so both ways resume and replace the same run."""
+    from breachwatch.discover.scanners.eventstore import EventStoreSource
+    label = f"store:{Path(path).resolve()}"
+    return scan_source(store, EventStoreSource(store, label), budget=budget, analyzer=analyzer, fresh=fresh,
+                       progress=progress, threshold=threshold)
 
 
 def scan_source(store: duckdb.DuckDBPyConnection, source: Source, *, budget: Budget, analyzer: Analyzer,

@@ -46,6 +46,7 @@ API = [
     ("GET", "/v1/datamap", "datamap:read", None),
     ("POST", "/v1/datamap/runs", "datamap:write",
      {"run": {"run_id": "authz", "source": "authz.csv", "started_at": "2025-01-01T00:00:00Z", "status": "complete"}}),
+    ("POST", "/v1/datamap/store-scan", "datamap:write", {"sample": 10, "max_seconds": 5}),
     ("GET", "/v1/keys/findings", "keyfindings:read", None),
     ("GET", "/v1/drill", "drill:read", None),
     ("GET", "/v1/admin/apikeys", "admin:apikeys", None),

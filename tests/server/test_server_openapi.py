@@ -96,3 +96,15 @@ def test_a_json_body_with_an_unpaired_surrogate_is_refused_not_a_500(tmp_path):
             r = c.post(path, content=body.encode(), headers=h)
             assert r.status_code == 400 and r.json()["error"] == "bad_body", (path, r.text)
         assert c.post("/v1/incidents/INC-000001/acknowledge", json={"note": "ok"}, headers=h).status_code == 404
+
+
+def test_a_store_scan_takes_json_numbers_and_booleans_only(tmp_path):
+    """The spec says number and boolean; pydantic alone would read "5" as 5 and true as 1."""
+    from fastapi.testclient import TestClient
+    db, keys = make_store(tmp_path)
+    with TestClient(create_app(ServerConfig(db=db, detect_interval_s=0))) as c:
+        c.headers["Authorization"] = f"Bearer {keys['admin']}"
+        for body in ({"sample": "5"}, {"max_seconds": "1"}, {"min_confidence": "0.5"}, {"fresh": 1},
+                     {"sample": 5.5}, {"max_rows": True}, {"extra": 1}):
+            assert c.post("/v1/datamap/store-scan", json=body).status_code == 422, body
+        assert c.post("/v1/datamap/store-scan", json={"sample": 5.0, "max_seconds": 2}).status_code == 200

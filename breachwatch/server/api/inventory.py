@@ -10,7 +10,8 @@ import orjson
 from fastapi import APIRouter, Query, Request
 
 from breachwatch.server.api.common import CONFLICT, responses
-from breachwatch.server.api.models import DatamapEntry, DiscoverRunStored, DiscoverRunUpload, Document
+from breachwatch.server.api.models import (DatamapEntry, DiscoverRunStored, DiscoverRunUpload, Document,
+                                          StoreScanReport, StoreScanRequest)
 from breachwatch.server.auth import ApiError, client_of, ctx_of, require
 from breachwatch.server.context import Principal, ServerContext
 from breachwatch.server.queries import has_table, iso
@@ -84,6 +85,26 @@ def get_key_findings(request: Request, who: Principal = require("keyfindings:rea
 def get_drill(request: Request, who: Principal = require("drill:read")) -> dict[str, Any]:
     """The last drill's scores (Contract 4 JSON)."""
     return drill_scores(ctx_of(request))
+
+
+@router.post("/v1/datamap/store-scan", response_model=StoreScanReport, responses=responses())
+def post_store_scan(request: Request, body: StoreScanRequest,
+                    who: Principal = require("datamap:write")) -> dict[str, Any]:
+    """Scan the events this server holds for personal data that leaked into URLs, user agents, reasons or
+    attributes (`breachwatch discover --store --server`), into the data map. Detection and analysts' changes
+    wait while it runs: bound it with `max_seconds` or `max_rows`; an unfinished scan resumes next time."""
+    from breachwatch.discover.engine import Analyzer
+    from breachwatch.discover.recognizers.registry import load_recognizers
+    from breachwatch.discover.scan import Budget, scan_event_store
+    ctx = ctx_of(request)
+    with ctx.store.changing() as cur:
+        report = scan_event_store(cur, ctx.config.db, budget=Budget(body.sample, body.max_rows, body.max_seconds),
+                                  analyzer=Analyzer(load_recognizers(None)), fresh=body.fresh,
+                                  threshold=body.min_confidence)
+    found = sum(len(t.findings) for t in report.tables)
+    ctx.audit(who, "datamap.scan_store", resource=f"datamap/{report.source}", client=client_of(request),
+              detail={"run_id": report.run_id, "status": report.status, "findings": found})
+    return report.to_dict()
 
 
 @router.post("/v1/datamap/runs", response_model=DiscoverRunStored, status_code=201, responses=responses(CONFLICT))

@@ -354,6 +354,12 @@ def _not_bool(v: Any) -> Any:
 Count = Annotated[int, Field(ge=0, le=_BIGINT), BeforeValidator(_not_bool)]  # bounds first: they reach the spec
 
 
+def _json_number(v: Any) -> Any:
+    if isinstance(v, (bool, str)):  # pydantic would read true as 1 and "5" as 5; JSON says neither is a number
+        raise ValueError("a JSON number is needed here")
+    return v
+
+
 class DiscoverRun(BaseModel):
     run_id: str = Field(min_length=1, max_length=64)
     source: str = Field(min_length=1, max_length=2000)
@@ -423,6 +429,33 @@ class DiscoverRunStored(BaseModel):
     run_id: str
     tables: int
     findings: int
+
+
+class StoreScanRequest(BaseModel):
+    """`breachwatch discover --store --server`: scan the events the server holds for personal data."""
+    model_config = ConfigDict(extra="forbid")
+    sample: Annotated[int, Field(ge=1, le=100_000), BeforeValidator(_json_number)] = 10_000  # as `discover --sample`
+    max_rows: Optional[Annotated[int, Field(ge=1, le=100_000_000), BeforeValidator(_json_number)]] = None
+    max_seconds: Optional[Annotated[float, Field(ge=0.1, le=3600), BeforeValidator(_json_number)]] = None
+    fresh: bool = Field(False, strict=True)  # JSON 1 is no boolean
+    min_confidence: Annotated[float, Field(ge=0.0, le=1.0), BeforeValidator(_json_number)] = 0.5
+
+
+class StoreScanTable(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    table: str
+    status: str
+    findings: list[dict[str, Any]]
+
+
+class StoreScanReport(BaseModel):
+    """One scan's report, as `discover --json` prints it under `scans`."""
+    source: str
+    status: str
+    run_id: Optional[str] = None
+    resumed: bool
+    message: Optional[str] = None
+    tables: list[StoreScanTable]
 
 
 class Document(BaseModel):
