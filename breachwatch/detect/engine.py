@@ -6,8 +6,9 @@ updates lifecycle state and runs the provenance detectors over all of them;
 the behavioural tier splits them into segments at baseline-refresh points of
 event time and runs the counting detectors over each. Both record alerts,
 merge them into incidents and fold new events into incidents' blast radius.
-The whole run is one transaction: a crash leaves nothing half-done, and a
-re-run over the same events adds nothing.
+Each pass is one transaction (a following engine commits the provenance
+tier's passes apart from the behavioural tier's, so its alerts come first): a
+crash leaves nothing half-done, and a re-run over the same events adds nothing.
 
 `--backfill` runs the same code over history already in the store with the
 behavioural detectors learning only, then learns baselines from it, so a new
