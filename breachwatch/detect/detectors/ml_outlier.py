@@ -14,8 +14,9 @@ Logic:
                novel-source events                                     (sums, appended every segment)
   checkpoint = every `step` of event time the gateway feed's watermark has passed
   vector     = sums over the `window` before the checkpoint, for entities active in the last step
-  alert      = IsolationForest decision below -score_margin (past the paper's 0.5 anomaly line) and
-               at least min_features_beyond features above anything in the history, with at least
+  alert      = IsolationForest decision (the model of its peers) below -score_margin (past the paper's 0.5
+               anomaly line) and at least min_features_beyond features above anything in the history of
+               its entity type (all principal types), with at least
                min_requests in the window; detected at the entity's last event before the checkpoint
 """
 from __future__ import annotations
@@ -232,8 +233,16 @@ def _start_fit(con, d: dict, key: tuple) -> Future:
 
 
 def _fit(peers: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
-    """Models keyed by (etype, ptype); `peers` holds "etype<TAB>ptype" per training row."""
+    """Models keyed by (etype, ptype); `peers` holds "etype<TAB>ptype" per training row.
+
+    Each model is fitted on its peers' vectors only, but "above anything in the history" is measured
+    against every vector of the entity type: an entity must both stand out among its peers and do what no
+    entity of its kind did (a few customers' apps reading a handful of new people an hour are unusual
+    for customers, with a day of history in a small shop, yet ordinary for the type as a whole).
+    """
     from sklearn.ensemble import IsolationForest
+    etypes = np.array([p.split("\t", 1)[0] for p in peers]) if len(peers) else np.array([], dtype=str)
+    tops = {e: vectors[etypes == e].max(axis=0) for e in dict.fromkeys(etypes)}
     models = {}
     for group in dict.fromkeys(peers):
         train = vectors[peers == group].astype(float)
@@ -241,7 +250,8 @@ def _fit(peers: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
             continue
         model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
         model.fit(train)
-        models[tuple(group.split("\t", 1))] = (model, train, np.quantile(train, 0.99, axis=0), train.max(axis=0))
+        etype, ptype = group.split("\t", 1)
+        models[(etype, ptype)] = (model, train, np.quantile(train, 0.99, axis=0), tops[etype])
     return models
 
 
