@@ -137,14 +137,15 @@ def _score(ctx: RunContext, d: dict, first: datetime, last: datetime, models: di
     scores = np.empty(len(rows))
     beyond = np.empty(len(rows), dtype=int)
     x = np.array([r[6] for r in rows], dtype=float)
-    peers = np.array([f"{r[2]}\t{r[3]}" for r in rows])
-    for (etype, ptype), (model, _train, _p99, top) in models.items():
-        mask = peers == f"{etype}\t{ptype}"
-        if mask.any():
-            scores[mask] = model.decision_function(x[mask])
-            # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to
-            # leave the history's range on at least `min_features_beyond` features too.
-            beyond[mask] = (x[mask] > top).sum(axis=1)
+    peers: dict[tuple[str, str], list[int]] = {}
+    for i, r in enumerate(rows):
+        peers.setdefault((r[2], r[3]), []).append(i)
+    for pair, idx in peers.items():
+        model, _train, _p99, top = models[pair]
+        scores[idx] = model.decision_function(x[idx])
+        # Isolation alone also finds ordinary entities at odd hours; an alert needs the vector to
+        # leave the history's range on at least `min_features_beyond` features too.
+        beyond[idx] = (x[idx] > top).sum(axis=1)
     hits = np.flatnonzero((scores < -d["score_margin"]) & (beyond >= d["min_features_beyond"]))
     for i in hits:  # in checkpoint order: the first checkpoint an entity stands out at opens its alert
         c, *row = rows[i]
@@ -223,17 +224,18 @@ def _model_key(con, d: dict, baseline_at: datetime | None) -> tuple:
 
 def _start_fit(con, d: dict, key: tuple) -> Future:
     # Through Arrow in one read (Python lists cost ten times as much); rows keep the table's order.
-    stored = con.sql("SELECT etype || chr(9) || ptype AS peers, features FROM ml_training "
+    stored = con.sql("SELECT etype, ptype, features FROM ml_training "
                      "WHERE ptype IS NOT NULL").to_arrow_table()  # rows of an older version wait for a refresh
-    peers = stored.column("peers").to_numpy(zero_copy_only=False)
-    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(peers), len(FEATURES))
+    etypes = stored.column("etype").to_numpy(zero_copy_only=False)
+    ptypes = stored.column("ptype").to_numpy(zero_copy_only=False)
+    vectors = pc.list_flatten(stored.column("features")).to_numpy().reshape(len(etypes), len(FEATURES))
     _FITTING.clear()
-    fit = _FITTING[key] = _FITTER.submit(_fit, peers, vectors, d)
+    fit = _FITTING[key] = _FITTER.submit(_fit, etypes, ptypes, vectors, d)
     return fit
 
 
-def _fit(peers: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
-    """Models keyed by (etype, ptype); `peers` holds "etype<TAB>ptype" per training row.
+def _fit(etypes: np.ndarray, ptypes: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
+    """Models keyed by (etype, ptype), from the training rows' entity types, principal types and vectors.
 
     Each model is fitted on its peers' vectors only, but "above anything in the history" is measured
     against every vector of the entity type: an entity must both stand out among its peers and do what no
@@ -241,16 +243,14 @@ def _fit(peers: np.ndarray, vectors: np.ndarray, d: dict) -> dict:
     for customers, with a day of history in a small shop, yet ordinary for the type as a whole).
     """
     from sklearn.ensemble import IsolationForest
-    etypes = np.array([p.split("\t", 1)[0] for p in peers]) if len(peers) else np.array([], dtype=str)
     tops = {e: vectors[etypes == e].max(axis=0) for e in dict.fromkeys(etypes)}
     models = {}
-    for group in dict.fromkeys(peers):
-        train = vectors[peers == group].astype(float)
+    for etype, ptype in dict.fromkeys(zip(etypes, ptypes)):
+        train = vectors[(etypes == etype) & (ptypes == ptype)].astype(float)
         if len(train) < d["min_training_rows"]:
             continue
         model = IsolationForest(n_estimators=int(d["trees"]), random_state=int(d["seed"]), contamination="auto")
         model.fit(train)
-        etype, ptype = group.split("\t", 1)
         models[(etype, ptype)] = (model, train, np.quantile(train, 0.99, axis=0), tops[etype])
     return models
 
