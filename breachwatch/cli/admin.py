@@ -14,8 +14,8 @@ from typing import Any, Callable, Optional
 import typer
 from rich.table import Table
 
-from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console, print_json,
-                                    remote)
+from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console, path_part,
+                                    print_json, remote)
 from breachwatch.cli.main import app
 
 apikeys_app = typer.Typer(no_args_is_help=True, add_completion=False,
@@ -97,7 +97,7 @@ def apikeys_revoke(key_id: str = typer.Argument(..., help="The key's id (from 'a
     """Revoke a key at once."""
     from breachwatch.server import apikeys
     if server:
-        row = remote(server, "DELETE", f"/v1/admin/apikeys/{key_id}")
+        row = remote(server, "DELETE", f"/v1/admin/apikeys/{path_part(key_id)}")
     else:
         row = _local(db, lambda con: apikeys.revoke_key(con, key_id, by=_cli_actor()), "apikey.revoke",
                      f"apikey/{key_id}")
@@ -159,7 +159,7 @@ def users_disable(username: str = typer.Argument(...), db: Optional[str] = DbOpt
     """Disable an account and end its sessions."""
     from breachwatch.server import accounts
     if server:
-        row = remote(server, "POST", f"/v1/admin/users/{username}/disable")
+        row = remote(server, "POST", f"/v1/admin/users/{path_part(username)}/disable")
     else:
         row = _local(db, lambda con: accounts.disable_user(con, username, by=_cli_actor()), "user.disable",
                      f"user/{username}")

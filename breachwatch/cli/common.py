@@ -12,7 +12,7 @@ import orjson
 import typer
 from rich.console import Console
 
-from breachwatch.store.db import StoreError, default_db_path
+from breachwatch.store.db import StoreError, connect, default_db_path
 
 EXIT_OK, EXIT_FINDING, EXIT_USAGE = 0, 1, 2
 
@@ -28,6 +28,7 @@ err_console = Console(stderr=True)
 out_console = Console()
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 
 def db_path(db: str | None) -> str:
@@ -68,6 +69,24 @@ def remote(server: str, method: str, path: str, **kwargs: Any) -> Any:
     from breachwatch.server.client import ServerClient
     with ServerClient(server) as c:
         return c.request(method, path, **kwargs)
+
+
+def require_by(by: str | None) -> str:
+    """The --by of a change made on the store itself: who made it must be recorded (with --server the API
+    key's name is)."""
+    if not by or not by.strip():
+        raise ValueError("--by: a change must name who made it. Fix: pass --by YOUR-ID (or --server URL, which "
+                         "records the API key's name).")
+    return by
+
+
+def read_store(db: str | None, read: Callable[[Any], T]) -> T:
+    """`read` on the store opened read-only (closed afterwards)."""
+    con = connect(db_path(db), read_only=True)
+    try:
+        return read(con)
+    finally:
+        con.close()
 
 
 def path_part(value: str) -> str:

@@ -9,7 +9,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from breachwatch.cli.common import (DbOption, JsonOption, ServerOption, db_path, handle_errors, out_console,
-                                    path_part, print_json, remote)
+                                    path_part, print_json, read_store, remote, require_by)
 from breachwatch.cli.main import app
 from breachwatch.incidents import lifecycle
 from breachwatch.incidents.store import get_incident, incident_detail, list_alerts, list_incidents
@@ -58,11 +58,7 @@ def list_cmd(db: Optional[str] = DbOption, status: Optional[list[str]] = StatusO
             if len(got) < page:
                 break
     else:
-        con = connect(db_path(db), read_only=True)
-        try:
-            items = list_incidents(con, statuses=_statuses(status), min_severity=min_severity)
-        finally:
-            con.close()
+        items = read_store(db, lambda con: list_incidents(con, statuses=_statuses(status), min_severity=min_severity))
     if as_json:
         print_json(items)
         return
@@ -87,11 +83,7 @@ def show_cmd(incident_id: str = typer.Argument(..., help="Incident id, e.g. INC-
     if server:
         inc = remote(server, "GET", f"/v1/incidents/{path_part(incident_id)}")
     else:
-        con = connect(db_path(db), read_only=True)
-        try:
-            inc = incident_detail(con, incident_id) if not as_json else get_incident(con, incident_id)
-        finally:
-            con.close()
+        inc = read_store(db, lambda con: (get_incident if as_json else incident_detail)(con, incident_id))
     if inc is None:
         raise ValueError(f"incident '{incident_id}' does not exist. Fix: list incidents with 'breachwatch incidents'.")
     if as_json:
@@ -124,9 +116,7 @@ def _change(fn, *args: Any, db: str | None, as_json: bool, server: str | None = 
     if server:
         result = remote(server, "POST", path, json=body or {})
     else:
-        if not kwargs.get("by"):
-            raise ValueError("--by: a change must name who made it. Fix: pass --by YOUR-ID (or --server URL, "
-                             "which records the API key's name).")
+        require_by(kwargs.get("by"))
         con = connect(db_path(db))
         try:
             result = fn(con, *args, **kwargs)
@@ -147,7 +137,7 @@ def ack_cmd(incident_id: str, by: Optional[str] = ByOption, note: str = typer.Op
             db: Optional[str] = DbOption, server: Optional[str] = ServerOption, as_json: bool = JsonOption) -> None:
     """Acknowledge an open incident: someone is on it."""
     _change(lifecycle.acknowledge, incident_id, by=by, note=note, db=db, as_json=as_json, server=server,
-            path=f"/v1/incidents/{incident_id}/acknowledge", body={"note": note})
+            path=f"/v1/incidents/{path_part(incident_id)}/acknowledge", body={"note": note})
 
 
 @incidents_app.command("resolve")
@@ -157,7 +147,7 @@ def resolve_cmd(incident_id: str, by: Optional[str] = ByOption, note: str = type
                 as_json: bool = JsonOption) -> None:
     """Resolve an incident (it was real and has been dealt with)."""
     _change(lifecycle.resolve, incident_id, by=by, note=note, db=db, as_json=as_json, server=server,
-            path=f"/v1/incidents/{incident_id}/resolve", body={"note": note})
+            path=f"/v1/incidents/{path_part(incident_id)}/resolve", body={"note": note})
 
 
 @incidents_app.command("false-positive")
@@ -172,7 +162,7 @@ def false_positive_cmd(
 ) -> None:
     """Mark an incident a false positive and suppress its pattern for its entities (audited, reversible)."""
     _change(lifecycle.false_positive, incident_id, scope=scope, expires=expires, reason=reason, by=by, db=db,
-            as_json=as_json, server=server, path=f"/v1/incidents/{incident_id}/false-positive",
+            as_json=as_json, server=server, path=f"/v1/incidents/{path_part(incident_id)}/false-positive",
             body={"scope": scope, "expires": expires, "reason": reason})
 
 
@@ -185,11 +175,7 @@ def suppressions_cmd(active: bool = typer.Option(False, "--active", help="Only s
     if server:
         items = remote(server, "GET", "/v1/suppressions", params={"active": active})
     else:
-        con = connect(db_path(db), read_only=True)
-        try:
-            items = list_suppressions(con, include_inactive=not active)
-        finally:
-            con.close()
+        items = read_store(db, lambda con: list_suppressions(con, include_inactive=not active))
     if as_json:
         print_json(items)
         return
@@ -211,7 +197,7 @@ def unsuppress_cmd(suppression_id: str, by: Optional[str] = ByOption,
                    as_json: bool = JsonOption) -> None:
     """Lift a suppression; matching alerts raise incidents again."""
     _change(lifecycle.unsuppress, suppression_id, by=by, reason=reason, db=db, as_json=as_json, server=server,
-            path=f"/v1/suppressions/{suppression_id}/lift", body={"reason": reason})
+            path=f"/v1/suppressions/{path_part(suppression_id)}/lift", body={"reason": reason})
 
 
 @incidents_app.command("alerts")
@@ -224,11 +210,7 @@ def alerts_cmd(status: Optional[list[str]] = typer.Option(None, "--status", help
     if server:
         items = remote(server, "GET", "/v1/alerts", params={"status": _statuses(status), "limit": 5000})
     else:
-        con = connect(db_path(db), read_only=True)
-        try:
-            items = list_alerts(con, statuses=_statuses(status))
-        finally:
-            con.close()
+        items = read_store(db, lambda con: list_alerts(con, statuses=_statuses(status)))
     if as_json:
         print_json(items)
         return

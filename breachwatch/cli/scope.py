@@ -26,6 +26,7 @@ from breachwatch.cli.common import (
     path_part,
     print_json,
     remote,
+    require_by,
 )
 from breachwatch.cli.main import app
 from breachwatch.contract.catalog import load_catalog
@@ -75,13 +76,6 @@ def _incident(con: Any, incident_id: str, path: Path | None) -> dict[str, Any]:
         raise ValueError(f"--incident-file {path} holds incident {inc.get('id') if isinstance(inc, dict) else None!r}, "
                          f"not {incident_id!r}. Fix: pass the matching id, or the matching file.")
     return inc
-
-
-def _by(by: str | None) -> str:
-    if not by or not by.strip():
-        raise ValueError("--by: a change to the legal record must name who made it. Fix: pass --by YOUR-ID (or "
-                         "--server URL, which records the API key's name).")
-    return by
 
 
 @scope_app.command(DEFAULT_COMMAND)
@@ -240,7 +234,7 @@ def aware_at(
     else:
         con = connect(db_path(db))
         try:
-            aw = set_aware_at(con, _incident(con, incident, incident_file), when, reason=reason, by=_by(by))
+            aw = set_aware_at(con, _incident(con, incident, incident_file), when, reason=reason, by=require_by(by))
         finally:
             con.close()
         doc = {"incident": incident, "aware_at": aw.aware_at.replace(tzinfo=timezone.utc).isoformat(),
@@ -274,7 +268,7 @@ def duty_done(
         con = connect(db_path(db))
         try:
             _incident(con, incident, incident_file)
-            record_duty_done(con, incident, duty, when, by=_by(by), note=note)
+            record_duty_done(con, incident, duty, when, by=require_by(by), note=note)
         finally:
             con.close()
     out_console.print(f"{incident}: {duty} recorded as done at {at}")
@@ -309,16 +303,13 @@ def address_book(
 
 def _upload_snapshot(server: str, path: Path, tz: str | None, replace: bool) -> int:
     """Send one snapshot file to a running server, filed under its path as given (so --replace matches)."""
-    name = path.name.lower()
-    fmt = "parquet" if name.endswith(".parquet") else "csv" if name.endswith((".csv", ".csv.gz")) else None
-    if fmt is None:
-        raise ValueError(f"{path}: address-book snapshots must be .csv or .parquet. Fix: export member_id, "
-                         "recipient_id, valid_from[, valid_to, entry_id, fields] as CSV.")
+    from breachwatch.scope.address_book import snapshot_format
+    fmt = snapshot_format(path)
     try:
         data = path.read_bytes()
     except OSError as e:
         raise ValueError(f"{path}: cannot read it ({e.strerror}). Fix: pass the address-book export.") from None
-    if name.endswith(".gz"):
+    if path.name.lower().endswith(".gz"):
         import gzip
         data = gzip.decompress(data)
     params = {"source": str(path), "format": fmt, "replace": replace, **({"tz": tz} if tz else {})}

@@ -25,14 +25,21 @@ def _q(s: str) -> str:
     return s.replace("'", "''")
 
 
-def _reader(path: Path) -> str:
+def snapshot_format(path: Path) -> str:
+    """"parquet" or "csv" (gzip or not), from a snapshot file's name."""
     name = path.name.lower()
     if name.endswith(".parquet"):
-        return f"read_parquet('{_q(str(path))}')"
+        return "parquet"
     if name.endswith((".csv", ".csv.gz")):
-        return f"read_csv('{_q(str(path))}', all_varchar = true, header = true)"
+        return "csv"
     raise ValueError(f"{path}: address-book snapshots must be .csv or .parquet. Fix: export member_id, "
                      "recipient_id, valid_from[, valid_to, entry_id, fields] as CSV.")
+
+
+def _reader(path: Path) -> str:
+    if snapshot_format(path) == "parquet":
+        return f"read_parquet('{_q(str(path))}')"
+    return f"read_csv('{_q(str(path))}', all_varchar = true, header = true)"
 
 
 def _time_sql(col: str, tz: str | None) -> str:
