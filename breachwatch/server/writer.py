@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
-from breachwatch.store.chain import id_keys, keys_in, probe_limit, stored_ids
+from breachwatch.store.chain import id_keys, probe_limit, stored_among, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
@@ -220,10 +220,8 @@ class StoreWriter:
         known = self._keys  # read once: its commit number and keys belong together
         if known is not None:
             staged.seen, runs = known  # later commits are checked against `_recent` by the writer
-            maybe = keys_in(runs, keys.sorted)
-            if len(maybe) <= limit:  # else (a batch sent again) the commit looks them up its cheaper way
-                staged.stored = stored_ids(cur, ids.filter(pa.array(np.isin(keys.keys, maybe)))) if len(maybe) \
-                    else []
+            # None (a batch sent again: many candidates): the commit looks them up its cheaper way.
+            staged.stored = stored_among(cur, runs, ids, keys, limit)
         elif len(ids) <= limit:  # as the commit would look them up
             staged.seen = self._recent.done  # read before the lookup: later commits are checked again
             staged.stored = stored_ids(cur, ids)

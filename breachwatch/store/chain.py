@@ -250,12 +250,7 @@ class ChainWriter:
             if self.stored_events > STORED_IDS_MAX:
                 return None
             self._ids = StoredIds.build(con, self.seq)
-        hits = self._ids.stored_keys(keys.sorted)
-        if not len(hits):
-            return []
-        if len(hits) > limit:
-            return None
-        return stored_ids(con, ids.filter(pa.array(np.isin(keys.keys, hits))))
+        return stored_among(con, self._ids.runs, ids, keys, limit)
 
 
 # The dedup lookup of a batch's event_ids, by whichever way is cheaper. Probing the index on
@@ -365,6 +360,19 @@ def keys_in(runs: list[np.ndarray], sorted_keys: np.ndarray) -> np.ndarray:
             at = np.minimum(np.searchsorted(run, sorted_keys), len(run) - 1)
             hits.append(sorted_keys[run[at] == sorted_keys])
     return np.concatenate(hits)
+
+
+def stored_among(con: duckdb.DuckDBPyConnection, runs: list[np.ndarray], ids: pa.Array | pa.ChunkedArray,
+                 keys: IdKeys, limit: int) -> list[str] | None:
+    """Which of `ids` (whose keys are `keys`) are stored, given the sorted key `runs` of every stored id: only
+    the ids whose key a run holds are probed in the index (usually none). None when more than `limit` are
+    candidates (the same batch sent again): then a join is the cheaper way."""
+    hits = keys_in(runs, keys.sorted)
+    if not len(hits):
+        return []
+    if len(hits) > limit:
+        return None
+    return stored_ids(con, ids.filter(pa.array(np.isin(keys.keys, hits))))
 
 
 def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> list[str]:

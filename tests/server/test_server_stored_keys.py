@@ -8,7 +8,6 @@ import orjson
 import pytest
 from server_helpers import event, make_store
 
-from breachwatch.server import writer as writer_module
 from breachwatch.server.bodies import parse_body
 from breachwatch.server.store import ServerStore
 from breachwatch.server.writer import StoreWriter
@@ -48,12 +47,12 @@ def test_only_the_ids_the_keys_name_are_probed(store, monkeypatch):
     w = _started(store)
     w.submit(w.stage(_body("k", range(5))), "a").result(30)
     probed: list[list[str]] = []
-    real = writer_module.stored_ids
+    real = chain.stored_ids
 
     def spy(cur, ids):
         probed.append(sorted(ids.to_pylist()))
         return real(cur, ids)
-    monkeypatch.setattr(writer_module, "stored_ids", spy)
+    monkeypatch.setattr(chain, "stored_ids", spy)  # the probe of the candidates (chain.stored_among)
     new = w.stage(_body("n", range(4)))  # no id stored: no probe at all
     again = w.stage(_body("k", range(3, 8)))  # k3, k4 stored
     assert probed == [["k3", "k4"]]

@@ -9,7 +9,7 @@ from breachwatch.server.api.common import CONFLICT, NOT_FOUND, responses
 from breachwatch.server.api.models import (Alert, BlastRadius, EntityHistory, FalsePositive, Incident,
                                            IncidentDetail, LifecycleNote, LiftSuppression, Severity, Status,
                                            Suppression, SuppressionLifted, Timeline)
-from breachwatch.server.auth import ApiError, audited, ctx_of, require
+from breachwatch.server.auth import ApiError, audited, client_of, ctx_of, require
 from breachwatch.server.context import Principal
 from breachwatch.server import queries
 
@@ -150,7 +150,7 @@ def lift_suppression(request: Request, body: LiftSuppression,
         except ValueError as e:
             raise ApiError(409, "conflict", str(e)) from None
     ctx.audit(who, "suppression.lift", resource=f"suppression/{suppression_id}",
-              client=request.client.host if request.client else None)
+              client=client_of(request))
     return out
 
 
