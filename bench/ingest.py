@@ -9,6 +9,10 @@ a shared, noisy machine.
 
     .venv/bin/python bench/ingest.py --events 10000000 --formats ndjson.gz,parquet
 
+`--floor` also times what bounds any such ingest from above (`store_floor`): DuckDB writing the same
+file straight into a store's events table, with and without its event_id index, and hashing the
+stored rows as the chain does.
+
 The small-commit cost is measured on a fresh store and again on the store the
 first format's ingest filled: `--commits` commits of `--commit-size` events,
 each through `Ingestor.feed` on a cursor with an unbounded batch size, exactly
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import json
 import os
 import statistics
@@ -30,10 +35,13 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
+import numpy as np
+import pyarrow as pa
 
-from breachwatch.contract.event import FIELDS
+from breachwatch.contract.event import FIELDS, canonical_record_sql
 from breachwatch.ingest.pipeline import Ingestor, ingest_paths
 from breachwatch.server.bodies import parse_body
+from breachwatch.store.chain import sha256_each
 from breachwatch.store.db import connect
 
 # A retail access log: a member's address book read from a Korean IP, as the simulator writes it.
@@ -60,12 +68,15 @@ FROM range(__N__) t(i)
 """
 
 
-def make_inputs(work: Path, n: int, formats: list[str]) -> dict[str, Path]:
+def make_inputs(work: Path, n: int, formats: list[str], reuse: bool = False) -> dict[str, Path]:
     con = duckdb.connect()
     out = {}
     query = EVENTS_SQL.replace("__N__", str(n))
     for fmt in formats:
         path = work / f"events.{fmt}"
+        if reuse and path.exists():
+            out[fmt] = path
+            continue
         if fmt == "parquet":
             con.execute(f"COPY ({query}) TO '{path}' (FORMAT parquet)")
         else:
@@ -93,6 +104,70 @@ def bare_load(path: Path, fmt: str, typed: bool) -> tuple[float, float]:
     con.close()
     os.unlink(path.parent / "bare.duckdb")
     return dt, dc
+
+
+def columnar_digest(h: "hashlib._Hash", arr: pa.Array) -> None:
+    """Feed one Arrow array to `h` independent of its chunking and offsets: validity, value lengths and
+    value bytes, children in order. Not what the chain hashes: `store_floor` times it as the cheapest
+    digest that still covers every stored byte, to size a chain that hashed columns instead of rows."""
+    if arr.null_count:
+        h.update(np.asarray(arr.is_valid()).tobytes())
+    ty = arr.type
+    if pa.types.is_string(ty) or pa.types.is_large_string(ty):
+        offs = np.frombuffer(arr.buffers()[1], np.int64 if pa.types.is_large_string(ty) else np.int32)
+        offs = offs[arr.offset:arr.offset + len(arr) + 1]
+        h.update(np.diff(offs).astype(np.int64).tobytes())
+        h.update(memoryview(arr.buffers()[2] or b"")[offs[0]:offs[-1]])
+    elif pa.types.is_list(ty) or pa.types.is_map(ty):
+        offs = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + len(arr) + 1]
+        h.update(np.diff(offs).astype(np.int64).tobytes())
+        values = arr.values.slice(offs[0], offs[-1] - offs[0])  # `values` ignores the array's own offset
+        for child in ([values] if pa.types.is_list(ty) else values.flatten()):
+            columnar_digest(h, child)
+    else:
+        h.update(np.asarray(arr.fill_null(0) if arr.null_count else arr).tobytes())
+
+
+def store_floor(path: Path, fmt: str, event_index: bool = True, hash_rows: bool = True) -> tuple[float, float, float, float]:
+    """DuckDB writing the file's rows straight into a fresh store's events table (its types and its
+    event_id index), in one statement: no validation, dedup, quarantine or chain. Any design that keeps
+    these columns and can find a stored id must at least do this, so it bounds the ratio from above.
+    `event_index=False`: the same without the event_id index (what the index costs).
+
+    Returns (wall s, CPU s) of that write and the wall seconds of hashing the stored rows as the chain
+    does (`sha256_each` of each row's canonical text, read back a million rows at a time; 0 without
+    `hash_rows`): what commit and verify must compute for every record on top of the write; and the
+    wall seconds of reading the same rows back as Arrow and digesting their columns (`columnar_digest`)."""
+    db = str(path.parent / "floor.duckdb")
+    con = connect(db)
+    if not event_index:
+        con.execute("DROP INDEX events_event_id")
+    if fmt == "parquet":
+        src = f"read_parquet('{path}')"
+    else:
+        cols = ", ".join(f"'{f.name}': '{'TIMESTAMPTZ' if f.duck == 'TIMESTAMP' else f.duck.replace('JSON', 'VARCHAR')}'"
+                         for f in FIELDS)
+        src = f"read_json('{path}', format='newline_delimited', columns={{{cols}}})"
+    t, c = time.perf_counter(), cpu_s()
+    con.execute(f"INSERT INTO events BY NAME SELECT * REPLACE (time::TIMESTAMPTZ::TIMESTAMP AS time), "
+                f"1 AS batch_id FROM {src}")
+    dt, dc = time.perf_counter() - t, cpu_s() - c
+    hash_s = col_s = 0.0
+    if hash_rows:
+        con.execute("CHECKPOINT")  # read back as verify reads a store: from its file
+        t = time.perf_counter()
+        for batch in con.execute(f"SELECT {canonical_record_sql()} FROM events").to_arrow_reader(1_000_000):
+            sha256_each(batch.column(0))
+        hash_s = time.perf_counter() - t
+        t = time.perf_counter()
+        h = hashlib.sha256()
+        for batch in con.execute("SELECT * FROM events").to_arrow_reader(1_000_000):
+            for col in batch.columns:
+                columnar_digest(h, col)
+        col_s = time.perf_counter() - t
+    con.close()
+    remove_store(db)
+    return dt, dc, hash_s, col_s
 
 
 def cpu_s() -> float:
@@ -247,6 +322,10 @@ def main() -> None:
                     help="only time the dedup lookup (index probes vs hash join) in a store of N events, and exit")
     ap.add_argument("--no-index-peer", action="store_true",
                     help="also ingest each file into a store without the event_id index, to measure its cost")
+    ap.add_argument("--reuse", action="store_true",
+                    help="with --workdir: keep input files already generated there (same --events and ids)")
+    ap.add_argument("--floor", action="store_true",
+                    help="also time DuckDB writing the file straight into a store's events table (see store_floor)")
     ap.add_argument("--compact-crossover", action="store_true",
                     help="only time small commits of several sizes with and without the compact lane, and exit")
     args = ap.parse_args()
@@ -264,7 +343,7 @@ def main() -> None:
         return
     formats = args.formats.split(",")
     t = time.perf_counter()
-    inputs = make_inputs(work, args.events, formats)
+    inputs = make_inputs(work, args.events, formats, args.reuse)
     print(f"generated {args.events:,} events in {time.perf_counter() - t:.1f}s", file=sys.stderr)
     rows = []
     small = []
@@ -291,6 +370,16 @@ def main() -> None:
                 print(json.dumps(after), file=sys.stderr)
             assert summary["loaded"] == n, summary
             peer = {}
+            if args.floor:
+                floor, floor_cpu, hash_s, col_s = store_floor(path, fmt)
+                bare_floor = store_floor(path, fmt, event_index=False, hash_rows=False)[0]
+                peer |= {"store_floor_events_per_s": round(n / floor), "store_floor_cpu_s": round(floor_cpu, 1),
+                         "store_floor_ratio_vs_bare": round(auto / floor, 3),
+                         "store_floor_no_index_ratio_vs_bare": round(auto / bare_floor, 3),
+                         "chain_hashing_s": round(hash_s, 1),
+                         "store_floor_and_hashing_ratio_vs_bare": round(auto / (floor + hash_s), 3),
+                         "columnar_digest_s": round(col_s, 1),
+                         "store_floor_no_index_and_columnar_digest_ratio_vs_bare": round(auto / (bare_floor + col_s), 3)}
             if args.no_index_peer:
                 (plain, plain_cpu), plain_summary, plain_small = breachwatch_load(
                     path, args.commits if len(small) == 2 else 0, args.commit_size, event_index=False)
@@ -298,7 +387,7 @@ def main() -> None:
                     small.append({**plain_small, "store": "without the event_id index"})
                     print(json.dumps(small[-1]), file=sys.stderr)
                 assert plain_summary["loaded"] == n, plain_summary
-                peer = {"no_index_events_per_s": round(n / plain), "no_index_cpu_s": round(plain_cpu, 1),
+                peer |= {"no_index_events_per_s": round(n / plain), "no_index_cpu_s": round(plain_cpu, 1),
                         "no_index_store_file_mb": plain_summary["store_file_mb"]}
             runs.append({"duckdb_bare_events_per_s": round(n / auto),
                          "duckdb_bare_typed_events_per_s": round(n / typed) if typed else None,
