@@ -1,6 +1,6 @@
 """Detection benchmarks and the drill bars, side by side with their ceiling.
 
-    .venv/bin/python bench/detect.py throughput --events 10000000
+    .venv/bin/python bench/detect.py throughput --events 10000000 [--statements 20]
     .venv/bin/python bench/detect.py latency [--rounds 10] [--refresh 60] [--interval 0.5]
     .venv/bin/python bench/detect.py bars --seeds 1,2,3 [--customers 100000] [--rate-scale 0.1] [--no-issuance-log]
 
@@ -66,6 +66,33 @@ BARE = {
 }
 
 
+class _TimedConnection:
+    """The store's connection with the wall time of each `execute` summed per statement (whitespace
+    folded, first 160 characters): where a detect run's time goes, statement by statement."""
+
+    def __init__(self, con, seconds: dict | None = None, calls: dict | None = None) -> None:
+        self._con, self.seconds, self.calls = con, {} if seconds is None else seconds, {} if calls is None else calls
+
+    def __getattr__(self, name: str):
+        return getattr(self._con, name)
+
+    def execute(self, query, *args, **kwargs):
+        key = " ".join(str(query).split())[:160]
+        t0 = time.perf_counter()
+        try:
+            return self._con.execute(query, *args, **kwargs)
+        finally:
+            self.seconds[key] = self.seconds.get(key, 0.0) + time.perf_counter() - t0
+            self.calls[key] = self.calls.get(key, 0) + 1
+
+    def cursor(self):
+        return _TimedConnection(self._con.cursor(), self.seconds, self.calls)
+
+    def top(self, k: int) -> list[dict]:
+        rows = sorted(self.seconds.items(), key=lambda kv: -kv[1])[:k]
+        return [{"s": round(v, 2), "calls": self.calls[q], "statement": q} for q, v in rows]
+
+
 def _sim_tables(customers: int, days: float, seed: int, **kw):
     sim = simulate(SimConfig(customers=customers, days=days, warmup_days=1, seed=seed, **kw))
     return sim, list(sim.iter_batches())
@@ -112,8 +139,9 @@ def throughput(args: argparse.Namespace) -> dict:
             n += table.num_rows
         if since_us is None:
             raise SystemExit(f"--events {args.events}: fewer than one day of history; raise --events.")
+        timed = _TimedConnection(con) if args.statements else None
         t0, c0 = time.perf_counter(), time.process_time()
-        res = run_detect(con, cfg)
+        res = run_detect(timed or con, cfg)
         engine_s = time.perf_counter() - t0
         # CPU time of the whole process (DuckDB's threads included): steadier than wall time on a shared machine.
         engine_cpu_s = time.process_time() - c0
@@ -138,7 +166,10 @@ def throughput(args: argparse.Namespace) -> dict:
             "bare_s": round(bare_s, 1), "bare_events_per_s": round(new / bare_s),
             "detect_share_of_bare_rate": round(bare_s / engine_s, 2), "bare_queries_s": bare,
             "segments": res.segments, "incidents_opened": len(res.incidents_opened),
-            "detect_timings_s": {k: round(v, 1) for k, v in sorted(res.timings.items(), key=lambda kv: -kv[1])}}
+            "detect_timings_s": {k: round(v, 1) for k, v in sorted(res.timings.items(), key=lambda kv: -kv[1])},
+            **({"statements": len(timed.calls), "statement_calls": sum(timed.calls.values()),
+                "statements_s": round(sum(timed.seconds.values()), 1), "top_statements": timed.top(args.statements)}
+               if timed else {})}
 
 
 def latency(args: argparse.Namespace) -> dict:
@@ -251,6 +282,8 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--events", type=int, default=10_000_000)
     t.add_argument("--customers", type=int, default=300_000)
+    t.add_argument("--statements", type=int, default=0, metavar="K",
+                   help="time every SQL statement of the detect run and list the K costliest")
     la = sub.add_parser("latency")
     la.add_argument("--customers", type=int, default=100_000)
     la.add_argument("--rounds", type=int, default=10)
