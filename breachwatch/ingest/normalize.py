@@ -207,11 +207,11 @@ def extra_sql(keys: str, line: str) -> str:
             f"> 0 THEN json_merge_patch({line}, {_REMOVE_KNOWN})::VARCHAR END")
 
 
-
 def blank_sql(column: str) -> str:
     """SQL true when a line holds only JSON whitespace: such a line is skipped, not quarantined. Lines keep
     their newline, and DuckDB's one-argument trim strips spaces only."""
     return f"(trim({column}, ' ' || chr(9) || chr(10) || chr(13)) = '')"
+
 
 def normalize_sql(zone: SourceZone | None, lines: str = "_lines") -> tuple[str, str]:
     """SQL for one batch: (statement creating `_checked`, output column list).
