@@ -11,7 +11,7 @@ a shared, noisy machine.
 
 `--floor` also times what bounds any such ingest from above (`store_floor`): DuckDB writing the same
 file straight into a store's events table, with and without its event_id index, and hashing the
-stored rows as the chain does, or as columns (`columnar_digest`; for Parquet also of the columns as
+stored rows as the chain does, or as columns (`column_bytes`; for Parquet also of the columns as
 read from the file, `input_digest_s`).
 
 The small-commit cost is measured on a fresh store and again on the store the
@@ -43,7 +43,7 @@ import pyarrow.parquet as pq
 from breachwatch.contract.event import FIELDS, canonical_record_sql
 from breachwatch.ingest.pipeline import Ingestor, ingest_paths
 from breachwatch.server.bodies import parse_body
-from breachwatch.store.chain import sha256_each
+from breachwatch.store.chain import column_bytes, sha256_each
 from breachwatch.store.db import connect
 
 # A retail access log: a member's address book read from a Korean IP, as the simulator writes it.
@@ -111,36 +111,14 @@ def bare_load(path: Path, fmt: str, typed: bool) -> tuple[float, float]:
     return dt, dc
 
 
-def columnar_digest(h: "hashlib._Hash", arr: pa.Array) -> None:
-    """Feed one Arrow array to `h` independent of its chunking and offsets: validity, value lengths and
-    value bytes, children in order. Not what the chain hashes: `store_floor` times it as the cheapest
-    digest that still covers every stored byte, to size a chain that hashed columns instead of rows."""
-    if arr.null_count:
-        h.update(np.asarray(arr.is_valid()).tobytes())
-    ty = arr.type
-    if pa.types.is_string(ty) or pa.types.is_large_string(ty):
-        offs = np.frombuffer(arr.buffers()[1], np.int64 if pa.types.is_large_string(ty) else np.int32)
-        offs = offs[arr.offset:arr.offset + len(arr) + 1]
-        h.update(np.diff(offs).astype(np.int64).tobytes())
-        h.update(memoryview(arr.buffers()[2] or b"")[offs[0]:offs[-1]])
-    elif pa.types.is_list(ty) or pa.types.is_map(ty):
-        offs = np.frombuffer(arr.buffers()[1], np.int32)[arr.offset:arr.offset + len(arr) + 1]
-        h.update(np.diff(offs).astype(np.int64).tobytes())
-        values = arr.values.slice(offs[0], offs[-1] - offs[0])  # `values` ignores the array's own offset
-        for child in ([values] if pa.types.is_list(ty) else values.flatten()):
-            columnar_digest(h, child)
-    else:
-        h.update(np.asarray(arr.fill_null(0) if arr.null_count else arr).tobytes())
-
-
 def digest_batch(h: "hashlib._Hash", batch: pa.RecordBatch) -> None:
-    """`columnar_digest` of every column of one record batch, in column order."""
+    """`column_bytes` (the chain's column digest) of every column of one record batch, in column order."""
     for col in batch.columns:
-        columnar_digest(h, col)
+        column_bytes(h, col)
 
 
 def input_digest_s(path: Path) -> float:
-    """Wall seconds of `columnar_digest` over a Parquet file's columns as pyarrow reads them, a million
+    """Wall seconds of `column_bytes` over a Parquet file's columns as pyarrow reads them, a million
     rows at a time (the read itself not counted): a digest taken of the columns on their way into the
     store rather than read back from it."""
     spent = 0.0
@@ -162,7 +140,7 @@ def store_floor(path: Path, fmt: str, event_index: bool = True,
     Returns (wall s, CPU s) of that write and the wall seconds of hashing the stored rows as the chain
     does (`sha256_each` of each row's canonical text, read back a million rows at a time; 0 without
     `hash_rows`): what commit and verify must compute for every record on top of the write; and the
-    wall seconds of reading the same rows back as Arrow and digesting their columns (`columnar_digest`)."""
+    wall seconds of reading the same rows back as Arrow and digesting their columns (`column_bytes`)."""
     db = str(path.parent / "floor.duckdb")
     con = connect(db)
     if not event_index:

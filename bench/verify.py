@@ -1,9 +1,12 @@
 """verify on an untouched store, side by side with plain SHA-256 over the same bytes.
 
-verify recomputes, from the stored columns, the canonical text of every record,
-its SHA-256, each batch's digest and the chain, and compares the chain with the
-anchor. The ceiling is hashing exactly those canonical bytes in one SHA-256
-stream (hashlib), timed in the same run.
+verify recomputes every batch's digest from the stored columns, then the chain,
+and compares the chain with the anchor. Batches that ingest validated itself are
+digested by column (`--digest column`, the default: each column's values,
+lengths and validity as Arrow buffers, `column_bytes`); small batches, as HTTP
+requests commit them, by record (`--digest record`: the canonical text of every
+record and its SHA-256). The ceiling is hashing exactly the bytes verify hashes
+in one SHA-256 stream (hashlib), timed in the same run.
 
 The store is built the way the writer builds it (events inserted per batch,
 then `batch_digest` and `link_head` for each link, the heads appended to the
@@ -11,6 +14,7 @@ anchor), without going through ingest, so that a 10-million-event store is
 ready in minutes.
 
     .venv/bin/python bench/verify.py --events 10000000
+    .venv/bin/python bench/verify.py --events 10000000 --digest record
 """
 from __future__ import annotations
 
@@ -26,7 +30,7 @@ from pathlib import Path
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile
-from breachwatch.store.chain import GENESIS, batch_digest, link_head, verify
+from breachwatch.store.chain import DIGEST_COLUMNS, GENESIS, batch_digest, column_bytes, link_head, verify
 from breachwatch.store.db import connect
 
 ROWS = """
@@ -44,7 +48,14 @@ FROM range(__LO__, __HI__) t(i)
 """
 
 
-def build_store(db: str, n: int, batch: int) -> None:
+class Collected(list):
+    """Stands in for a hash object: keeps the bytes `column_bytes` would hash."""
+
+    def update(self, data: bytes | memoryview) -> None:
+        self.append(bytes(data))
+
+
+def build_store(db: str, n: int, batch: int, columnar: bool) -> None:
     con = connect(db)
     anchor = AnchorFile(db + ".anchor")
     prev = GENESIS
@@ -53,7 +64,7 @@ def build_store(db: str, n: int, batch: int) -> None:
         hi = min(n, lo + batch)
         con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT *, {seq} FROM "
                     f"({ROWS.replace('__LO__', str(lo)).replace('__HI__', str(hi))})")
-        digest = batch_digest(con, seq)
+        digest = batch_digest(con, seq, has_quarantine=False, columnar=columnar)
         head = link_head(prev, seq, seq, "ingest", hi - lo, 0, digest)
         now = datetime.utcnow()
         con.execute("INSERT INTO batches VALUES (?, ?, ?, 'ingest', 'bench', ?, 0, ?, ?, ?)",
@@ -67,13 +78,15 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=10_000_000)
     ap.add_argument("--batch", type=int, default=200_000)
+    ap.add_argument("--digest", choices=("column", "record"), default="column",
+                    help="how the store's batches are digested (ingest: column; HTTP requests: record)")
     ap.add_argument("--sql-peer", action="store_true",
                     help="also time the record hashing the old verify did: sha256() in SQL over the same store")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bw-bench-verify-"))
     db = str(work / "store.duckdb")
     t = time.perf_counter()
-    build_store(db, args.events, args.batch)
+    build_store(db, args.events, args.batch, args.digest == "column")
     built = time.perf_counter() - t
 
     con = connect(db, read_only=True)
@@ -91,9 +104,15 @@ def main() -> None:
                         FROM (SELECT batch_id, sha256({canonical_record_sql()}) AS h FROM events)
                         GROUP BY batch_id""").fetchall()
         sql_s = time.perf_counter() - t
-    # The same canonical bytes verify hashes, fetched once (not timed), then one SHA-256 stream.
-    reader = con.sql(f"SELECT {canonical_record_sql()} FROM events").to_arrow_reader(1_000_000)
-    blobs = [b"".join(s.encode() for s in batch.column(0).to_pylist()) for batch in reader]
+    # The same bytes verify hashes, fetched once (not timed), then one SHA-256 stream.
+    if args.digest == "column":
+        blobs = Collected()
+        for batch in con.sql(f"SELECT {DIGEST_COLUMNS} FROM events").to_arrow_reader(args.batch):
+            for col in batch.columns:
+                column_bytes(blobs, col)
+    else:
+        reader = con.sql(f"SELECT {canonical_record_sql()} FROM events").to_arrow_reader(1_000_000)
+        blobs = [b"".join(s.encode() for s in batch.column(0).to_pylist()) for batch in reader]
     con.close()
     nbytes = sum(len(b) for b in blobs)
     t = time.perf_counter()
@@ -103,7 +122,7 @@ def main() -> None:
     h.hexdigest()
     sha_s = time.perf_counter() - t
     print(json.dumps({
-        "events": args.events, "links": rep.links, "canonical_mb": round(nbytes / 1e6, 1),
+        "events": args.events, "digest": args.digest, "links": rep.links, "hashed_mb": round(nbytes / 1e6, 1),
         "store_built_s": round(built, 1),
         "verify_s": round(verify_s, 2), "verify_events_per_s": round(args.events / verify_s),
         "plain_sha256_s": round(sha_s, 2), "plain_sha256_mb_per_s": round(nbytes / 1e6 / sha_s),

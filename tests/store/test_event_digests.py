@@ -60,3 +60,79 @@ def test_a_batch_digest_from_an_arrow_array_equals_the_list_form():
         None, 1, [], has_quarantine=False)
     with pytest.raises(ValueError, match="64-character"):
         batch_digest(None, 1, pa.array(["abc"]), has_quarantine=False)
+
+
+def _column_digest(*arrays) -> str:
+    import hashlib
+
+    from breachwatch.store.chain import column_bytes
+    h = hashlib.sha256()
+    for a in arrays:
+        column_bytes(h, a)
+    return h.hexdigest()
+
+
+def test_column_bytes_depend_on_values_not_on_layout():
+    """The same values give the same digest whatever their chunking, offset or string and list layout;
+    any change of a value, a null or a list's split gives another."""
+    import pyarrow as pa
+
+    strs = ["a", None, "", "bcd", "ef"]
+    lists = [["x", "y"], None, [], ["z"], ["", "w"]]
+    maps = pa.array([[("r-1", ["name", "phone"])], None, [], [("r-2", [])], [("r-3", ["address"])]],
+                    pa.map_(pa.string(), pa.list_(pa.string())))
+    ints = pa.array([1, None, -3, 2**40, 0], pa.int64())
+    times = pa.array([0, 1, None, 10**15, 5], pa.timestamp("us"))
+    base = _column_digest(pa.array(strs), pa.array(lists, pa.list_(pa.string())), maps, ints, times)
+    # Sliced out of larger arrays (an offset into the buffers), and as large or view layouts:
+    assert _column_digest(pa.array(["pad", *strs]).slice(1), pa.array([["p"], *lists]).slice(1),
+                          pa.concat_arrays([pa.array([[("q", ["q"])]], maps.type), maps]).slice(1),
+                          pa.array([7, *ints.to_pylist()], pa.int64()).slice(1),
+                          pa.array([7, *times.to_pylist()], pa.timestamp("us")).slice(1)) == base
+    assert _column_digest(pa.array(strs, pa.large_string()), pa.array(lists, pa.large_list(pa.string())),
+                          maps, ints, times) == base
+    assert _column_digest(pa.array(strs, pa.string_view()), pa.array(lists, pa.list_(pa.string())),
+                          maps, ints, times) == base
+    changed = [
+        (pa.array(["a", "", "", "bcd", "ef"]), "a null became an empty string"),
+        (pa.array(["a", None, "", "bc", "def"]), "bytes moved between neighbours"),
+    ]
+    for strs2, why in changed:
+        assert _column_digest(strs2, pa.array(lists, pa.list_(pa.string())), maps, ints, times) != base, why
+    assert _column_digest(pa.array(strs), pa.array([["x"], None, ["y"], ["z"], ["", "w"]]), maps, ints,
+                          times) != base
+    assert _column_digest(pa.array(strs), pa.array(lists, pa.list_(pa.string())), maps,
+                          pa.array([1, 0, -3, 2**40, 0], pa.int64()), times) != base  # null vs 0
+
+
+def test_column_digests_are_the_same_for_any_window_and_cover_every_column(tmp_path, make_event):
+    import pyarrow as pa
+
+    from breachwatch.contract.event import ARROW_SCHEMA, FIELDS
+    from breachwatch.ingest.pipeline import ingest_tables
+    from breachwatch.store.chain import COLUMNAR, column_digests
+    db = str(tmp_path / "s.duckdb")
+    con = connect(db)
+    for b in range(4):  # typed columns, as a Parquet file gives them: every Contract 1 type is present
+        rows = [make_event(i, attributes=f'{{"n": {i}}}', subject_fields=[(str(100000 + i), ["name"])])
+                for i in range(b * 5, b * 5 + 5)]
+        schema = pa.schema([pa.field(k, pa.string()) if k == "time" else ARROW_SCHEMA.field(k) for k in rows[0]])
+        summary = ingest_tables(con, [pa.Table.from_pylist(rows, schema)], f"t{b}", db_path=db)
+        assert summary.loaded == 5
+    digests = [d for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()]
+    assert len(digests) == 4 and all(d.startswith(COLUMNAR) for d in digests)
+    whole = column_digests(con)
+    assert sorted(n for n, _ in whole.values()) == [5, 5, 5, 5]
+    for window in (1, 7, 10_000):
+        assert column_digests(con, window_rows=window) == whole
+    assert column_digests(con, [2]) == {2: whole[2]}
+    for f in FIELDS:  # a change to any one column of one stored row changes that batch's digest only
+        value = {"str": "'x'", "time": "TIMESTAMP '2001-01-01'", "int": "99", "strlist": "['x']",
+                 "fieldmap": "MAP {'x': ['y']}", "attrs": "'{\"x\": 1}'"}[f.kind]
+        con.execute("BEGIN")
+        con.execute(f'UPDATE events SET "{f.name}" = {value} WHERE event_id = \'e7\'')
+        after = column_digests(con)
+        con.execute("ROLLBACK")
+        assert after[2] != whole[2] and {b: d for b, d in after.items() if b != 2} == \
+            {b: d for b, d in whole.items() if b != 2}, f.name
+    con.close()
