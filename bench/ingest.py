@@ -11,7 +11,7 @@ a shared, noisy machine.
 
 `--floor` also times what bounds any such ingest from above (`store_floor`): DuckDB writing the same
 file straight into a store's events table, with and without its event_id index, and hashing the
-stored rows as the chain does, or as columns (`column_bytes`; for Parquet also of the columns as
+stored rows as the chain does, or as columns (`columns_bytes`; for Parquet also of the columns as
 read from the file, `input_digest_s`).
 
 The small-commit cost is measured on a fresh store and again on the store the
@@ -36,14 +36,12 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import duckdb
-import numpy as np
-import pyarrow as pa
 import pyarrow.parquet as pq
 
 from breachwatch.contract.event import FIELDS, canonical_record_sql
 from breachwatch.ingest.pipeline import Ingestor, ingest_paths
 from breachwatch.server.bodies import parse_body
-from breachwatch.store.chain import column_bytes, sha256_each
+from breachwatch.store.chain import DIGEST_COLUMNS, columns_bytes, sha256_each
 from breachwatch.store.db import connect
 
 # A retail access log: a member's address book read from a Korean IP, as the simulator writes it.
@@ -111,21 +109,15 @@ def bare_load(path: Path, fmt: str, typed: bool) -> tuple[float, float]:
     return dt, dc
 
 
-def digest_batch(h: "hashlib._Hash", batch: pa.RecordBatch) -> None:
-    """`column_bytes` (the chain's column digest) of every column of one record batch, in column order."""
-    for col in batch.columns:
-        column_bytes(h, col)
-
-
 def input_digest_s(path: Path) -> float:
-    """Wall seconds of `column_bytes` over a Parquet file's columns as pyarrow reads them, a million
+    """Wall seconds of `columns_bytes` over a Parquet file's columns as pyarrow reads them, a million
     rows at a time (the read itself not counted): a digest taken of the columns on their way into the
     store rather than read back from it."""
     spent = 0.0
     h = hashlib.sha256()
     for batch in pq.ParquetFile(path).iter_batches(1_000_000):
         t = time.perf_counter()
-        digest_batch(h, batch)
+        columns_bytes(h, batch.columns)
         spent += time.perf_counter() - t
     return spent
 
@@ -140,7 +132,7 @@ def store_floor(path: Path, fmt: str, event_index: bool = True,
     Returns (wall s, CPU s) of that write and the wall seconds of hashing the stored rows as the chain
     does (`sha256_each` of each row's canonical text, read back a million rows at a time; 0 without
     `hash_rows`): what commit and verify must compute for every record on top of the write; and the
-    wall seconds of reading the same rows back as Arrow and digesting their columns (`column_bytes`)."""
+    wall seconds of reading the same rows back as Arrow and digesting their columns (`columns_bytes`)."""
     db = str(path.parent / "floor.duckdb")
     con = connect(db)
     if not event_index:
@@ -159,7 +151,7 @@ def store_floor(path: Path, fmt: str, event_index: bool = True,
         t = time.perf_counter()
         h = hashlib.sha256()
         for batch in con.execute("SELECT * FROM events").to_arrow_reader(1_000_000):
-            digest_batch(h, batch)
+            columns_bytes(h, batch.columns)
         col_s = time.perf_counter() - t
     con.close()
     remove_store(db)

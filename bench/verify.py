@@ -30,7 +30,7 @@ from pathlib import Path
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile
-from breachwatch.store.chain import DIGEST_COLUMNS, GENESIS, batch_digest, column_bytes, link_head, verify
+from breachwatch.store.chain import DIGEST_COLUMNS, GENESIS, batch_digest, columns_bytes, link_head, verify
 from breachwatch.store.db import connect
 
 ROWS = """
@@ -49,7 +49,7 @@ FROM range(__LO__, __HI__) t(i)
 
 
 class Collected(list):
-    """Stands in for a hash object: keeps the bytes `column_bytes` would hash."""
+    """Stands in for a hash object: keeps the bytes `columns_bytes` would hash."""
 
     def update(self, data: bytes | memoryview) -> None:
         self.append(bytes(data))
@@ -108,8 +108,7 @@ def main() -> None:
     if args.digest == "column":
         blobs = Collected()
         for batch in con.sql(f"SELECT {DIGEST_COLUMNS} FROM events").to_arrow_reader(args.batch):
-            for col in batch.columns:
-                column_bytes(blobs, col)
+            columns_bytes(blobs, batch.columns)
     else:
         reader = con.sql(f"SELECT {canonical_record_sql()} FROM events").to_arrow_reader(1_000_000)
         blobs = [b"".join(s.encode() for s in batch.column(0).to_pylist()) for batch in reader]

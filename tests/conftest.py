@@ -4,8 +4,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 
+from breachwatch.contract.event import ARROW_SCHEMA
 from breachwatch.store.db import connect
 
 BIN = Path(sys.executable).parent / "breachwatch"
@@ -33,3 +35,14 @@ def event(i: int, **over) -> dict:
 @pytest.fixture
 def make_event():
     return event
+
+
+def typed_table(rows: list[dict]) -> pa.Table:
+    """`event` records as typed Contract 1 columns, as a Parquet file gives them (the time as its text)."""
+    return pa.Table.from_pylist(rows, pa.schema([pa.field(k, pa.string()) if k == "time" else ARROW_SCHEMA.field(k)
+                                                 for k in rows[0]]))
+
+
+@pytest.fixture
+def make_typed_table():
+    return typed_table

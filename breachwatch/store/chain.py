@@ -24,7 +24,8 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any, Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -37,6 +38,9 @@ from breachwatch.store.db import StoreError, arrow_views
 from breachwatch.store.encryption import store_cursor
 
 GENESIS = "0" * 64
+# The prefix of a link digest whose events are digested by column (`column_digests`); record digests
+# have none. It is part of the digest, so the head (and the anchor) covers which way a batch was digested.
+COLUMNAR = "c1:"
 _QUARANTINE_HASH = ("sha256(to_json({'quarantine_id': quarantine_id, 'source': source, 'position': position, "
                     "'reason': reason, 'detail': detail, 'raw': raw, 'event_id': event_id})::VARCHAR)")
 _COLS = ", ".join(f'"{n}"' for n in FIELD_NAMES)
@@ -63,8 +67,16 @@ def link_head(prev_head: str, seq: int, batch_id: int, link_type: str, events: i
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def combine_digests(events_digest: str, quarantine_digest: str) -> str:
-    return hashlib.sha256(f"{events_digest}:{quarantine_digest}".encode()).hexdigest()
+def combine_digests(events_digest: str, quarantine_digest: str, columnar: bool = False) -> str:
+    """A link's digest of its events' and quarantine rows' digests; `columnar`: the events were digested
+    by column, which the COLUMNAR prefix records."""
+    combined = hashlib.sha256(f"{events_digest}:{quarantine_digest}".encode()).hexdigest()
+    return COLUMNAR + combined if columnar else combined
+
+
+def is_columnar(digest: str) -> bool:
+    """Whether a link's digest digests its events by column (`column_digests`) rather than by record."""
+    return digest.startswith(COLUMNAR)
 
 
 _EMPTY = hashlib.sha256(b"").hexdigest()
@@ -556,7 +568,7 @@ def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int,
         ev_digest = hashlib.sha256((ev or "").encode()).hexdigest()
     q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
                     "WHERE batch_id = ?)", [batch_id]).fetchall()[0][0] if has_quarantine else None
-    return (COLUMNAR if columnar else "") + combine_digests(ev_digest, hashlib.sha256((q or "").encode()).hexdigest())
+    return combine_digests(ev_digest, hashlib.sha256((q or "").encode()).hexdigest(), columnar)
 
 
 # verify reads the events in windows of whole batches of about this many records, so its memory is
@@ -566,11 +578,27 @@ VERIFY_WINDOW_ROWS = 250_000
 Digests = dict[int, tuple[int, str]]  # per batch_id: its number of events and its events' digest
 
 
+def _windows(counts: list[tuple[int, int]], window_rows: int) -> list[tuple[int, int]]:
+    """(first, last) batch ids of consecutive batches adding up to about `window_rows` events each, from
+    (batch_id, events) in batch order; a batch larger than that is a window of its own."""
+    windows = []
+    start = 0
+    while start < len(counts):
+        end, rows = start + 1, counts[start][1]
+        while end < len(counts) and rows + counts[end][1] <= window_rows:
+            rows += counts[end][1]
+            end += 1
+        windows.append((counts[start][0], counts[end - 1][0]))
+        start = end
+    return windows
+
+
 def _scan_windows(con: duckdb.DuckDBPyConnection, batch_ids: list[int] | None, window_rows: int,
                   select: str, digest_window: Callable[[pa.Table, Digests], None],
                   exclude: set[int] | frozenset[int] = frozenset()) -> Digests:
     """Read the events of every batch (or those in `batch_ids`) in windows of whole batches, `select` (the
-    columns after `batch_id`) in stored order, and let `digest_window` digest each window. Batches in `exclude` are left out.
+    columns after `batch_id`) in stored order, and let `digest_window` digest each window. Batches in
+    `exclude` are left out.
 
     Over several windows, DuckDB reads the next window on its own cursor (committed data) while this
     thread digests the current one: the overlap is what puts both cores to work. A single window is read
@@ -580,16 +608,13 @@ def _scan_windows(con: duckdb.DuckDBPyConnection, batch_ids: list[int] | None, w
     only = f"batch_id IN ({', '.join(str(int(b)) for b in batch_ids)})" if batch_ids else "true"
     if exclude:
         only += f" AND batch_id NOT IN ({', '.join(str(int(b)) for b in sorted(exclude))})"
-    counts = con.execute(f"SELECT batch_id, count(*) FROM events WHERE {only} GROUP BY 1 ORDER BY 1").fetchall()
-    windows: list[tuple[int, int]] = []  # consecutive batch ids adding up to about `window_rows` events
-    start = 0
-    while start < len(counts):
-        end, rows = start + 1, counts[start][1]
-        while end < len(counts) and rows + counts[end][1] <= window_rows:
-            rows += counts[end][1]
-            end += 1
-        windows.append((counts[start][0], counts[end - 1][0]))
-        start = end
+    if batch_ids is not None and len(batch_ids) == 1:
+        # One batch (a writer digesting its own) is one window whatever its size: no count query on the commit.
+        windows = [(int(batch_ids[0]), int(batch_ids[0]))]
+        con.complete()  # a result left unread (fetchone) would refuse the read, as the count query would not
+    else:
+        windows = _windows(con.execute(f"SELECT batch_id, count(*) FROM events WHERE {only} GROUP BY 1 "
+                                       "ORDER BY 1").fetchall(), window_rows)
 
     def read(c: duckdb.DuckDBPyConnection, lo: int, hi: int) -> pa.Table:
         # Events are stored in commit order, so min/max pruning on batch_id reads just this window.
@@ -628,14 +653,16 @@ def _batch_spans(batch_ids: np.ndarray) -> list[tuple[int, int]]:
 
 
 def event_digests(con: duckdb.DuckDBPyConnection, batch_ids: list[int] | None = None,
-                  window_rows: int = VERIFY_WINDOW_ROWS, exclude: set[int] | frozenset[int] = frozenset()) -> Digests:
+                  window_rows: int = VERIFY_WINDOW_ROWS,
+                  exclude: set[int] | frozenset[int] = frozenset()) -> Digests:
     """Per stored batch (all but `exclude`, or those in `batch_ids`): its number of events and its events'
     record digest.
 
     The digest is SHA-256 over the batch's record hashes, sorted and concatenated, so it does not
     depend on row order on disk. Record hashes come from `sha256_each`, the helper ingest hashes with.
     """
-    return _scan_windows(con, batch_ids, window_rows, f"{canonical_record_sql()} AS t", _digest_window, exclude=exclude)
+    return _scan_windows(con, batch_ids, window_rows, f"{canonical_record_sql()} AS t", _digest_window,
+                         exclude=exclude)
 
 
 def _digest_window(window: pa.Table, out: Digests) -> None:
@@ -651,9 +678,6 @@ def _digest_window(window: pa.Table, out: Digests) -> None:
         out[int(b[first])] = (last - first, hashlib.sha256(data[offsets[first]:offsets[last]]).hexdigest())
 
 
-# The prefix of a link digest whose events are digested by column (`column_digests`); record digests
-# have none. It is part of the digest, so the head (and the anchor) covers which way a batch was digested.
-COLUMNAR = "c1:"
 # Every event column in Contract 1 order, as stored; JSON read as its text, like the record digest does.
 DIGEST_COLUMNS = ", ".join(f'"{f.name}"' + ("::VARCHAR" if f.kind == "attrs" else "") for f in FIELDS)
 
@@ -697,6 +721,12 @@ def column_bytes(h: "hashlib._Hash", arr: pa.Array) -> None:
         raise TypeError(f"column_bytes: no digest defined for Arrow type {ty}")
 
 
+def columns_bytes(h: "hashlib._Hash", columns: Iterable[pa.Array | pa.ChunkedArray]) -> None:
+    """`column_bytes` of each column in turn (a chunked column as one array): a batch's column digest."""
+    for col in columns:
+        column_bytes(h, col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+
+
 def _columns_window(window: pa.Table, out: Digests) -> None:
     """Digest each batch of a window of (batch_id, event columns) rows in stored order."""
     b = window.column(0).to_numpy()
@@ -707,9 +737,7 @@ def _columns_window(window: pa.Table, out: Digests) -> None:
         window, b = window.take(pa.array(order)), b[order]
     for first, last in _batch_spans(b):
         h = hashlib.sha256()
-        part = window.slice(first, last - first)
-        for col in part.columns[1:]:
-            column_bytes(h, col.combine_chunks())
+        columns_bytes(h, window.slice(first, last - first).columns[1:])
         out[int(b[first])] = (last - first, h.hexdigest())
 
 
@@ -752,7 +780,7 @@ def _digests_by_batch(con: duckdb.DuckDBPyConnection, columnar: set[int]) -> dic
     for b in set(ev) | set(q):
         ne, de = ev.get(b, (0, _EMPTY))
         nq, dq = q.get(b, (0, _EMPTY))
-        out[b] = (ne, nq, (COLUMNAR if b in columnar else "") + combine_digests(de, dq))
+        out[b] = (ne, nq, combine_digests(de, dq, b in columnar))
     return out
 
 
@@ -767,7 +795,7 @@ def verify(con: duckdb.DuckDBPyConnection, db_path: str | os.PathLike[str],
                        anchor_links=len(anchored))
     if not anchor.exists() and links:
         rep.warnings.append(f"no anchor file at {anchor.path}: a rewrite of the whole store cannot be ruled out")
-    recomputed = _digests_by_batch(con, {r[1] for r in links if str(r[7]).startswith(COLUMNAR)})
+    recomputed = _digests_by_batch(con, {r[1] for r in links if is_columnar(r[7])})
     by_anchor = {a.seq: a for a in anchored}
 
     def bad(problem: str, seq: int, row: tuple | None, message: str) -> VerifyReport:
@@ -789,8 +817,8 @@ def verify(con: duckdb.DuckDBPyConnection, db_path: str | os.PathLike[str],
         if prev_head != prev:
             return bad("reordered", seq, row, f"{where} does not follow the link before it: batches were "
                        "reordered, or one before it was deleted or replaced")
-        empty = (COLUMNAR if str(digest).startswith(COLUMNAR) else "") + combine_digests(_EMPTY, _EMPTY)
-        got_ev, got_q, got_digest = recomputed.get(batch_id, (0, 0, empty))
+        got_ev, got_q, got_digest = recomputed.get(batch_id, (0, 0, combine_digests(_EMPTY, _EMPTY,
+                                                                                     is_columnar(digest))))
         if link_type == "ingest" and (got_digest != digest or got_ev != n_ev or got_q != n_q):
             return bad("altered", seq, row, f"{where} was altered: it should hold {n_ev} events and {n_q} "
                        f"quarantined records, it holds {got_ev} and {got_q}, and their digest differs")

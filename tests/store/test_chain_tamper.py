@@ -4,17 +4,15 @@ from __future__ import annotations
 import shutil
 
 import duckdb
-import pyarrow as pa
 import pytest
 
-from breachwatch.contract.event import ARROW_SCHEMA
 from breachwatch.ingest.pipeline import ingest_records, ingest_tables
-from breachwatch.store.chain import COLUMNAR, GENESIS, batch_digest, link_head, verify
+from breachwatch.store.chain import GENESIS, batch_digest, is_columnar, link_head, verify
 from breachwatch.store.db import connect
 
 
 @pytest.fixture(params=["record", "column"])
-def chained(request, tmp_path, make_event):
+def chained(request, tmp_path, make_event, make_typed_table):
     """A store with 5 chain links of 20 events each (link k holds events 20(k-1) .. 20k-1), digested by
     record (small batches, as HTTP requests are) or by column (as ingest digests the batches it validates)."""
     path = str(tmp_path / "s.duckdb")
@@ -24,10 +22,9 @@ def chained(request, tmp_path, make_event):
         if request.param == "record":
             ingest_records(con, rows, f"part{b}", db_path=path)
         else:
-            schema = pa.schema([pa.field(k, pa.string()) if k == "time" else ARROW_SCHEMA.field(k) for k in rows[0]])
-            ingest_tables(con, [pa.Table.from_pylist(rows, schema)], f"part{b}", db_path=path)
+            ingest_tables(con, [make_typed_table(rows)], f"part{b}", db_path=path)
     digests = [d for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()]
-    assert len(digests) == 5 and {d.startswith(COLUMNAR) for d in digests} == {request.param == "column"}
+    assert len(digests) == 5 and {is_columnar(d) for d in digests} == {request.param == "column"}
     con.close()
     return path
 
@@ -91,7 +88,7 @@ def test_full_rewrite_with_recomputed_chain_is_caught_by_the_anchor(chained):
     for seq, batch_id, link_type, old in con.execute("SELECT seq, batch_id, link_type, digest FROM batches "
                                                      "ORDER BY seq").fetchall():
         n_ev = con.execute("SELECT count(*) FROM events WHERE batch_id = ?", [batch_id]).fetchone()[0]
-        digest = batch_digest(con, batch_id, columnar=old.startswith(COLUMNAR))
+        digest = batch_digest(con, batch_id, columnar=is_columnar(old))
         head = link_head(prev, seq, batch_id, link_type, n_ev, 0, digest)
         con.execute("UPDATE batches SET events = ?, digest = ?, prev_head = ?, head = ? WHERE seq = ?",
                     [n_ev, digest, prev, head, seq])
