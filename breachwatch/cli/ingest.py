@@ -29,7 +29,7 @@ def ingest(
                                                "(default: ./breachwatch.yaml if present, else the built-in one)."),
     source_tz: Optional[str] = typer.Option(None, "--source-tz", help="Zone for timestamps written without an "
                                             "offset (e.g. Asia/Seoul); without it such records are quarantined."),
-    batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Records per atomic batch."),
+    batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Records per atomic batch (a multiple of 122,880 inserts fastest)."),
     max_line: int = typer.Option(DEFAULT_MAX_LINE, "--max-line-bytes", min=64,
                                  help="Longer lines are quarantined as oversized."),
     anchor: Optional[str] = typer.Option(None, "--anchor", envvar="BREACHWATCH_ANCHOR",

@@ -173,3 +173,18 @@ def test_derived_event_id_is_stable_across_formats(store, tmp_path):
     s = ingest_paths(con, path, [str(tmp_path / "a.ndjson"), str(tmp_path / "a.csv")])
     assert s.loaded == 1 and s.duplicates == 1
     assert con.execute("SELECT event_id FROM events").fetchone()[0].startswith("h-")
+
+
+def test_default_batch_is_a_whole_number_of_duckdbs_row_groups(tmp_path):
+    """The default batch inserts the cheap way only while it is a whole number of DuckDB's row groups
+    (pipeline.ROW_GROUP_ROWS); a DuckDB that groups rows otherwise fails this rather than ingesting slower."""
+    import duckdb
+
+    from breachwatch.ingest.pipeline import DEFAULT_BATCH, ROW_GROUP_ROWS
+    con = duckdb.connect(str(tmp_path / "rg.duckdb"))
+    con.execute("CREATE TABLE t AS SELECT range AS i FROM range(3 * 122_880 + 5)")
+    con.execute("CHECKPOINT")
+    rows = dict(con.execute("SELECT row_group_id, sum(count) FROM pragma_storage_info('t') "
+                            "WHERE segment_type <> 'VALIDITY' GROUP BY 1").fetchall())
+    assert rows == {0: ROW_GROUP_ROWS, 1: ROW_GROUP_ROWS, 2: ROW_GROUP_ROWS, 3: 5}
+    assert DEFAULT_BATCH % ROW_GROUP_ROWS == 0 and DEFAULT_BATCH >= 2 * ROW_GROUP_ROWS
