@@ -35,6 +35,8 @@ RECORDS: list[str] = [json.dumps({**BASE, **extra}) for extra in [
     {"token_expires_at": "soon"},
     {"status": 200}, {"status": 200.0}, {"status": 200.5}, {"status": "200"}, {"status": -5},
     {"status": 9007199254740993}, {"bytes_out": 18446744073709551615}, {"record_count": None},
+    {"status": -0}, {"status": -9007199254740991}, {"bytes_out": 1e3}, {"bytes_out": 1E400}, {"time": -5},
+    {"time": True}, {"time": ["2025-04-14T02:10:00Z"]}, {"src_ip": "\\"}, {"endpoint": "/a\\u00e9?q=\\"},
     {"subject_ids": ["1", "r-2"]}, {"subject_ids": [1, 2]}, {"subject_ids": []}, {"subject_ids": ["a", None]},
     {"subject_ids": [1.5]}, {"subject_ids": [["a"]]}, {"subject_ids": "42"}, {"fields": ["name", "\u00e9"]},
     {"subject_fields": {"r-1": ["name", "phone"]}}, {"subject_fields": {}}, {"subject_fields": {"r-1": [1]}},
