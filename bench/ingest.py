@@ -10,9 +10,10 @@ a shared, noisy machine.
     .venv/bin/python bench/ingest.py --events 10000000 --formats ndjson.gz,parquet
 
 `--floor` also times what bounds any such ingest from above (`store_floor`): DuckDB writing the same
-file straight into a store's events table, with and without its event_id index, and hashing the
+file straight into a store's events table, and hashing the
 stored rows as the chain does, or as columns (`columns_bytes`; for Parquet also of the columns as
-read from the file, `input_digest_s`).
+read from the file, `input_digest_s`). `--batch-peer N` also ingests each file in batches of N
+records, to compare batch sizes in one run.
 
 The small-commit cost is measured on a fresh store and again on the store the
 first format's ingest filled: `--commits` commits of `--commit-size` events,
@@ -33,13 +34,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Iterator
 
 import duckdb
 import pyarrow.parquet as pq
 
 from breachwatch.contract.event import FIELDS, canonical_record_sql
-from breachwatch.ingest.pipeline import Ingestor, ingest_paths
+from breachwatch.ingest.pipeline import DEFAULT_BATCH, Ingestor, ingest_paths
 from breachwatch.server.bodies import parse_body
 from breachwatch.store.chain import DIGEST_COLUMNS, columns_bytes, sha256_each
 from breachwatch.store.db import connect
@@ -122,12 +123,10 @@ def input_digest_s(path: Path) -> float:
     return spent
 
 
-def store_floor(path: Path, fmt: str, event_index: bool = True,
-                hash_rows: bool = True) -> tuple[float, float, float, float]:
-    """DuckDB writing the file's rows straight into a fresh store's events table (its types and its
-    event_id index), in one statement: no validation, dedup, quarantine or chain. Any design that keeps
-    these columns and can find a stored id must at least do this, so it bounds the ratio from above.
-    `event_index=False`: the same without the event_id index (what the index costs).
+def store_floor(path: Path, fmt: str, hash_rows: bool = True) -> tuple[float, float, float, float]:
+    """DuckDB writing the file's rows straight into a fresh store's events table (its types), in one
+    statement: no validation, dedup, quarantine or chain. Any design that keeps these columns must at
+    least do this, so it bounds the ratio from above.
 
     Returns (wall s, CPU s) of that write and the wall seconds of hashing the stored rows as the chain
     does (`sha256_each` of each row's canonical text, read back a million rows at a time; 0 without
@@ -135,8 +134,6 @@ def store_floor(path: Path, fmt: str, event_index: bool = True,
     wall seconds of reading the same rows back as Arrow and digesting their columns (`columns_bytes`)."""
     db = str(path.parent / "floor.duckdb")
     con = connect(db)
-    if not event_index:
-        con.execute("DROP INDEX events_event_id")
     t, c = time.perf_counter(), cpu_s()
     con.execute(f"INSERT INTO events BY NAME SELECT * REPLACE (time::TIMESTAMPTZ::TIMESTAMP AS time), "
                 f"1 AS batch_id FROM {file_source(path, fmt, typed=True)}")
@@ -150,7 +147,7 @@ def store_floor(path: Path, fmt: str, event_index: bool = True,
         hash_s = time.perf_counter() - t
         t = time.perf_counter()
         h = hashlib.sha256()
-        for batch in con.execute("SELECT * FROM events").to_arrow_reader(1_000_000):
+        for batch in con.execute(f"SELECT {DIGEST_COLUMNS} FROM events").to_arrow_reader(1_000_000):
             columns_bytes(h, batch.columns)
         col_s = time.perf_counter() - t
     con.close()
@@ -164,18 +161,20 @@ def cpu_s() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def breachwatch_load(path: Path, commits: int = 0, commit_size: int = 100,
-                     event_index: bool = True) -> tuple[tuple[float, float], dict, dict | None]:
-    """Ingest `path` into a fresh store; the summary also gives the store's size and index memory.
+def breachwatch_load(path: Path, commits: int = 0, commit_size: int = 100, event_index: bool = False,
+                     batch_size: int = DEFAULT_BATCH) -> tuple[tuple[float, float], dict, dict | None]:
+    """Ingest `path` into a fresh store, in batches of `batch_size`; the summary also gives the store's
+    size and index memory.
 
-    `event_index=False` drops the event_id index (migration 0007) first: the store as it was before it.
+    `event_index=True` first adds the index on event_id that migrations 0007 to 0008 kept: what dropping it
+    (0009) gained.
     """
     db = str(path.parent / "bw.duckdb")
     con = connect(db)
-    if not event_index:
-        con.execute("DROP INDEX events_event_id")
+    if event_index:
+        con.execute("CREATE INDEX events_event_id ON events (event_id)")
     t, c = time.perf_counter(), cpu_s()
-    summary = ingest_paths(con, db, [str(path)]).as_dict()
+    summary = ingest_paths(con, db, [str(path)], batch_size=batch_size).as_dict()
     dt = time.perf_counter() - t, cpu_s() - c
     # The index is buffer-managed: this is what it holds in memory right after the load (evictable).
     summary["art_index_memory_mb"] = round(con.execute(
@@ -230,47 +229,6 @@ def small_commits(con: duckdb.DuckDBPyConnection, db: str, n: int, size: int, of
             "max_ms": round(warm[-1], 1)}
 
 
-def dedup_crossover(work: Path, n: int) -> list[dict]:
-    """The dedup lookup alone, by index probes and by hash join, for batches of several sizes (half of
-    each batch already stored) in a store of `n` events with random ids: where the join gets cheaper."""
-    from breachwatch.store import chain
-    with scratch_store(work, "crossover") as con:
-        return _dedup_lookups(con, n, chain)
-
-
-def _dedup_lookups(con: duckdb.DuckDBPyConnection, n: int, chain: Any) -> list[dict]:
-    step = 1_000_000
-    for lo in range(0, n, step):  # straight into the table (no validation): only the lookup is measured
-        rows = EVENTS_SQL.replace("'e' || i AS event_id", "md5('e' || i) AS event_id").replace(
-            "FROM range(__N__)", f"FROM range({lo}, {min(n, lo + step)})")
-        con.execute("INSERT INTO events BY NAME SELECT * REPLACE (time::TIMESTAMPTZ::TIMESTAMP AS time), "
-                    f"1 AS batch_id FROM ({rows})")
-    con.execute("CHECKPOINT")
-    out = []
-    limit = chain.probe_limit(n)
-    for size in (100, 500, 1000, 2000, 5000, 10000, 20000):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE staged AS SELECT md5('e' || i) AS event_id FROM "
-                    f"(SELECT (hash(r.range) % {n})::BIGINT AS i FROM range({size // 2}) r) UNION ALL "
-                    f"SELECT md5('new' || r.range) FROM range({size - size // 2}) r").fetchall()
-        row = {"batch": size}
-        # Probing every id of the batch, against joining on the id column first (then probing
-        # the ids found, as the writer does in a store of this size).
-        for path, rows_limit in (("index_probe_ms", 1 << 40), ("hash_join_ms", 0)):
-            ms = []
-            for _ in range(3):
-                t = time.perf_counter()
-                con.complete()  # the lookup's last statement leaves its (empty) result open
-                ids = con.sql("SELECT event_id FROM staged").to_arrow_table().column(0)
-                assert chain._find_stored(con, "staged", ids, probe_rows=rows_limit, probe_found=limit)
-                ms.append((time.perf_counter() - t) * 1000)
-            row[path] = round(statistics.median(ms), 1)
-            row.setdefault("found", con.execute("SELECT count(*) FROM _existing").fetchone()[0])
-            assert row["found"] == con.execute("SELECT count(*) FROM _existing").fetchone()[0], row
-        out.append(row)
-        print(json.dumps(row), file=sys.stderr)
-    return out
-
-
 def compact_crossover(work: Path, commits: int) -> list[dict]:
     """Small commits of several sizes with the compact lane and without (every line through the JSON
     feeder), alternating on one fresh store: where the lane stops paying (COMPACT_MAX_LINES)."""
@@ -306,10 +264,11 @@ def main() -> None:
     ap.add_argument("--random-ids", action="store_true",
                     help="random-looking event ids (md5), as gateways send, instead of e0, e1, ...: "
                          "sequential ids let min/max pruning hide the dedup lookup's scan")
-    ap.add_argument("--dedup-crossover", type=int, default=0, metavar="N",
-                    help="only time the dedup lookup (index probes vs hash join) in a store of N events, and exit")
-    ap.add_argument("--no-index-peer", action="store_true",
-                    help="also ingest each file into a store without the event_id index, to measure its cost")
+    ap.add_argument("--index-peer", action="store_true",
+                    help="also ingest each file into a store with the event_id index migration 0009 dropped")
+    ap.add_argument("--batch-peer", type=int, default=0, metavar="N",
+                    help="also ingest each file in batches of N records (default batch: %d), to compare"
+                         % DEFAULT_BATCH)
     ap.add_argument("--reuse", action="store_true",
                     help="with --workdir: keep input files already generated there (same --events and ids)")
     ap.add_argument("--floor", action="store_true",
@@ -322,10 +281,6 @@ def main() -> None:
         EVENTS_SQL = EVENTS_SQL.replace("'e' || i AS event_id", "md5('e' || i) AS event_id")
     work = Path(args.workdir or tempfile.mkdtemp(prefix="bw-bench-ingest-"))
     work.mkdir(parents=True, exist_ok=True)
-    if args.dedup_crossover:
-        print(json.dumps({"store_events": args.dedup_crossover,
-                          "lookup": dedup_crossover(work, args.dedup_crossover)}, indent=2))
-        return
     if args.compact_crossover:
         print(json.dumps({"crossover": compact_crossover(work, args.commits)}, indent=2))
         return
@@ -360,27 +315,30 @@ def main() -> None:
             peer = {}
             if args.floor:
                 floor, floor_cpu, hash_s, col_s = store_floor(path, fmt)
-                bare_floor = store_floor(path, fmt, event_index=False, hash_rows=False)[0]
                 peer |= {"store_floor_events_per_s": round(n / floor), "store_floor_cpu_s": round(floor_cpu, 1),
                          "store_floor_ratio_vs_bare": round(auto / floor, 3),
-                         "store_floor_no_index_ratio_vs_bare": round(auto / bare_floor, 3),
                          "chain_hashing_s": round(hash_s, 1),
                          "store_floor_and_hashing_ratio_vs_bare": round(auto / (floor + hash_s), 3),
                          "columnar_digest_s": round(col_s, 1),
-                         "store_floor_no_index_and_columnar_digest_ratio_vs_bare": round(auto / (bare_floor + col_s), 3)}
+                         "store_floor_and_columnar_digest_ratio_vs_bare": round(auto / (floor + col_s), 3)}
                 if fmt == "parquet":
                     in_s = input_digest_s(path)
                     peer |= {"input_columnar_digest_s": round(in_s, 1),
-                             "store_floor_no_index_and_input_digest_ratio_vs_bare": round(auto / (bare_floor + in_s), 3)}
-            if args.no_index_peer:
-                (plain, plain_cpu), plain_summary, plain_small = breachwatch_load(
-                    path, args.commits if len(small) == 2 else 0, args.commit_size, event_index=False)
-                if plain_small:
-                    small.append({**plain_small, "store": "without the event_id index"})
+                             "store_floor_and_input_digest_ratio_vs_bare": round(auto / (floor + in_s), 3)}
+            if args.index_peer:
+                (indexed, indexed_cpu), indexed_summary, indexed_small = breachwatch_load(
+                    path, args.commits if len(small) == 2 else 0, args.commit_size, event_index=True)
+                if indexed_small:
+                    small.append({**indexed_small, "store": "with the event_id index"})
                     print(json.dumps(small[-1]), file=sys.stderr)
-                assert plain_summary["loaded"] == n, plain_summary
-                peer |= {"no_index_events_per_s": round(n / plain), "no_index_cpu_s": round(plain_cpu, 1),
-                         "no_index_store_file_mb": plain_summary["store_file_mb"]}
+                assert indexed_summary["loaded"] == n, indexed_summary
+                peer |= {"index_events_per_s": round(n / indexed), "index_cpu_s": round(indexed_cpu, 1),
+                         "index_store_file_mb": indexed_summary["store_file_mb"]}
+            if args.batch_peer:
+                (other, other_cpu), other_summary, _ = breachwatch_load(path, batch_size=args.batch_peer)
+                assert other_summary["loaded"] == n, other_summary
+                peer |= {"batch_peer_size": args.batch_peer, "batch_peer_events_per_s": round(n / other),
+                         "batch_peer_cpu_s": round(other_cpu, 1)}
             runs.append({"duckdb_bare_events_per_s": round(n / auto),
                          "duckdb_bare_typed_events_per_s": round(n / typed) if typed else None,
                          "breachwatch_events_per_s": round(n / ours),

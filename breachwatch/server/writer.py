@@ -7,7 +7,7 @@ Even most of dedup is not: a request looks its event ids up in the store as it
 stands when validated, and the writer then checks them only against the
 commits made since, which it remembers (`_Recent`). The lookup asks the keys of
 every stored id, which the writer keeps in memory and hands out after each
-commit, and probes the store's index only for the ids they name (usually none).
+commit, and reads the table only for the ids they name (usually none).
 Requests then wait in a bounded queue. The writer thread takes everything that
 has arrived while the previous commit ran and commits it as one atomic batch
 (group commit), so many small requests cost one commit; each request's future
@@ -33,7 +33,7 @@ import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
-from breachwatch.store.chain import id_keys, probe_limit, stored_among, stored_ids
+from breachwatch.store.chain import id_keys, stored_among, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
 from breachwatch.server.store import ServerStore
@@ -170,8 +170,8 @@ class StoreWriter:
             self._keys_wanted = False
             try:
                 w.keep_stored_ids()
-            except Exception as e:  # noqa: BLE001 - only a shortcut is lost: requests probe the index instead
-                log.warning("stored ids' keys not kept (%s); requests look their ids up in the index", e)
+            except Exception as e:  # noqa: BLE001 - only a shortcut is lost: each commit looks its ids up
+                log.warning("stored ids' keys not kept (%s); each commit looks its ids up in the table", e)
         runs = w.stored_id_runs()
         self._keys = (self._recent.done, runs) if runs is not None else None
 
@@ -216,13 +216,11 @@ class StoreWriter:
         keys = id_keys(cur, ids)
         # The commit needs the keys too (the writer's stored ids): worked out here, off its serial path.
         batch.hashes = batch.hashes.append_column("_key", pa.array(keys.keys))
-        limit = probe_limit(self._ing.writer.stored_events)
         known = self._keys  # read once: its commit number and keys belong together
         if known is not None:
             staged.seen, runs = known  # later commits are checked against `_recent` by the writer
-            # None (a batch sent again: many candidates): the commit looks them up its cheaper way.
-            staged.stored = stored_among(cur, runs, ids, keys, limit)
-        elif len(ids) <= limit:  # as the commit would look them up
+            staged.stored = stored_among(cur, runs, ids, keys)
+        else:  # no keys handed out yet (the server's first requests): one scan of the stored ids, here
             staged.seen = self._recent.done  # read before the lookup: later commits are checked again
             staged.stored = stored_ids(cur, ids)
         self.metrics.validate_latency.observe(time.perf_counter() - started)

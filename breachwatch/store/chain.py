@@ -19,12 +19,13 @@ the stored columns with the same helper the writer used:
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import duckdb
@@ -119,7 +120,7 @@ class ChainWriter:
         self.batch_id, self.stored_events = con.execute(
             f"SELECT greatest(coalesce(max(batch_id), 0), {int(self.batch_id)}), count(*) FROM events").fetchone()
         self._reconcile_anchor()
-        self._ids: StoredIds | None = None  # built by the first batch too big to probe (see StoredIds)
+        self._ids: StoredIds | None = None  # built by the first lookup (see `_stored`)
 
     def _reconcile_anchor(self) -> None:
         """Bring the anchor up to the store after a crash between commit and anchor write.
@@ -169,19 +170,15 @@ class ChainWriter:
             if hashes is None:
                 hashes = con.sql(f"SELECT _src, _pos, event_id FROM {staged}").to_arrow_table()
             ids = hashes.column("event_id")
-            limit = probe_limit(self.stored_events)
-            keys = None  # the batch's id keys (`id_keys`), for a batch too big to probe all its ids
-            if "_key" in hashes.column_names:  # given: no statement on the serial path
-                keys = IdKeys.of(hashes.column("_key").to_numpy())
-            elif hashes.num_rows > limit or self._ids is not None:
-                keys = id_keys(con, ids)
+            # The batch's id keys (`id_keys`); given when worked out where the batch was validated.
+            keys = (IdKeys.of(hashes.column("_key").to_numpy()) if "_key" in hashes.column_names
+                    else id_keys(con, ids))
             # Repeated ids are rare: only then is a window needed. Equal ids have equal keys, so distinct
             # sorted keys rule repeats out without counting distinct strings.
-            repeats = (keys.maybe_repeats() if keys is not None else True) and \
-                pc.count_distinct(ids).as_py() < hashes.num_rows
-            if stored is None and hashes.num_rows > limit:
-                stored = self._stored_by_filter(con, ids, keys, limit)
-            stored_rows = _find_stored(con, staged, ids, probe_rows=limit, probe_found=limit, found=stored)
+            repeats = keys.maybe_repeats() and pc.count_distinct(ids).as_py() < hashes.num_rows
+            if stored is None:
+                stored = self._stored(con, ids, keys)
+            stored_rows = _find_stored(con, staged, ids, stored)
             res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
             if not stored_rows and not repeats:
                 # The common case: every staged row is new, so nothing needs classifying.
@@ -251,17 +248,18 @@ class ChainWriter:
             # Commit first, anchor second: a crash in between leaves the anchor one link
             # behind, which the next writer repairs (`_reconcile_anchor`) and marks late.
             self.anchor.append([entry])
-        if self._ids is not None and keys is not None:
+        if self._ids is not None:
             # Every id of a committed batch is stored now (new ones inserted, the rest were already).
             self._ids.add(keys.sorted, self.seq)
         return res
 
     def keep_stored_ids(self) -> None:
-        """Build the stored ids' keys now (see `StoredIds`) rather than for the first big batch, so that
-        `stored_id_runs` has them; nothing above STORED_IDS_MAX stored events."""
+        """Have the stored ids' keys (see `StoredIds`) now rather than at the next commit, so that
+        `stored_id_runs` has them, and keep each merge short; nothing above STORED_IDS_MAX stored events."""
         if self._ids is None and self.stored_events <= STORED_IDS_MAX:
             self.con.complete()  # a result left unread (fetchone) would refuse the scan
             self._ids = StoredIds.build(self.con, self.seq)
+        if self._ids is not None:
             # Merges run on the commit's serial path: bounded, so that no acknowledgement waits long for one.
             self._ids.merge_max = KEPT_MERGE_MAX
 
@@ -271,42 +269,29 @@ class ChainWriter:
         never changed afterwards, so other threads may read them while this writer goes on."""
         return self._ids.runs if self._ids is not None and self._ids.seq == self.seq else None
 
-    def _stored_by_filter(self, con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, keys: "IdKeys",
-                          limit: int) -> list[str] | None:
-        """Which of a big batch's `ids` are stored, found through the writer's `StoredIds` (built on first
-        use) and index probes of just the candidates it names; None when the join is the cheaper way (many
-        candidates, e.g. the same file ingested again) or the store is too big for the filter."""
+    def _stored(self, con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, keys: "IdKeys") -> list[str] | None:
+        """Which of a batch's `ids` (with their `keys`) are stored, through the writer's `StoredIds` (built by
+        its first lookup, rebuilt when another writer committed meanwhile); None when the store is too big
+        to keep them, and the commit joins the batch against every stored id instead."""
+        if not len(ids):
+            return []
         if self._ids is None or not self._ids.current(con):
+            merge_max = self._ids.merge_max if self._ids is not None else None
             self._ids = None
             if self.stored_events > STORED_IDS_MAX:
                 return None
             self._ids = StoredIds.build(con, self.seq)
-        return stored_among(con, self._ids.runs, ids, keys, limit)
+            self._ids.merge_max = merge_max
+        return stored_among(con, self._ids.runs, ids, keys)
 
 
-# The dedup lookup of a batch's event_ids, by whichever way is cheaper. Probing the index on
-# events.event_id (migration 0007) with a parameter list, which DuckDB turns into index probes, costs
-# about the same per id whatever the store's size; a hash join against every stored id costs a fixed
-# part plus a part per stored event, whatever the batch's size. So a batch probes when it has fewer
-# ids than PROBE_BASE_IDS plus one per STORED_EVENTS_PER_PROBE stored events (both from the crossover
-# measured by `bench/ingest.py --dedup-crossover`, docs/BENCHMARKS.md), and never more than
-# PROBE_MAX_IDS, the largest list measured (each id is one bound parameter of the statement).
-PROBE_BASE_IDS = 100
-STORED_EVENTS_PER_PROBE = 3500
-PROBE_MAX_IDS = 20_000
-
-
-def probe_limit(stored_events: int) -> int:
-    """The largest batch whose event_ids are looked up by index probes in a store of this many events."""
-    return min(PROBE_MAX_IDS, PROBE_BASE_IDS + stored_events // STORED_EVENTS_PER_PROBE)
-
-
-# A batch too big to probe every id (a big file's 200,000 records) first asks an in-memory set of the
-# stored ids' 64-bit keys which of its ids may be stored, and probes the index for just those; a join
-# against every stored id cost about 0.05 CPU s per million stored events for each batch. The keys are
-# DuckDB's hash() of the id: equal ids have equal keys, so the set never misses a stored id, and a
-# collision only costs a probe (the probe decides). 8 bytes per stored event; above STORED_IDS_MAX
-# events (about 400 MB) the writer keeps the join instead.
+# The dedup lookup of a batch's event_ids. The writer keeps the 64-bit keys of every stored id in memory
+# (`StoredIds`: DuckDB's hash() of the id, 8 bytes per stored event), built by its first commit from one
+# scan of the id column. An id whose key is not among them is new: that is almost every id of almost
+# every batch, so no statement reads the table for them. Only candidates (an id sent again, or the rare
+# id sharing a key with a stored one) are looked up in the table. There is no index on event_id: it cost
+# a fifth of a big file's ingest rate (migration 0009, docs/BENCHMARKS.md). Above STORED_IDS_MAX stored
+# events (about 400 MB of keys) the writer joins each batch against the stored ids instead.
 STORED_IDS_MAX = 50_000_000
 # The server keeps the set for every request (`ChainWriter.keep_stored_ids`) and merges its runs only up to
 # this many keys: merging runs of 20 and 10 million keys took 1.6 s, 4 and 2 million 0.2 s (loaded
@@ -394,57 +379,57 @@ def keys_in(runs: list[np.ndarray], sorted_keys: np.ndarray) -> np.ndarray:
 
 
 def stored_among(con: duckdb.DuckDBPyConnection, runs: list[np.ndarray], ids: pa.Array | pa.ChunkedArray,
-                 keys: IdKeys, limit: int) -> list[str] | None:
+                 keys: IdKeys) -> list[str]:
     """Which of `ids` (whose keys are `keys`) are stored, given the sorted key `runs` of every stored id: only
-    the ids whose key a run holds are probed in the index (usually none). None when more than `limit` are
-    candidates (the same batch sent again): then a join is the cheaper way."""
+    the ids whose key a run holds are looked up in the table (usually none)."""
     hits = keys_in(runs, keys.sorted)
     if not len(hits):
         return []
-    if len(hits) > limit:
-        return None
     return stored_ids(con, ids.filter(pa.array(np.isin(keys.keys, hits))))
 
 
+@contextlib.contextmanager
+def _id_list(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray | list[str]
+             ) -> Iterator[tuple[str, list]]:
+    """(a relation of `ids` as column `event_id`, its statement parameters). Up to ID_KEYS_AS_LIST ids go as
+    one list parameter, more as a registered Arrow table (cheaper for each, as `id_keys` measured)."""
+    if len(ids) <= ID_KEYS_AS_LIST:
+        yield "(SELECT unnest(?::VARCHAR[]) AS event_id)", [ids if isinstance(ids, list) else ids.to_pylist()]
+        return
+    with arrow_views(con, _id_list_in=pa.table({"event_id": ids})):
+        yield "_id_list_in", []
+
+
 def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> list[str]:
-    """Which of `ids` are stored, by probing the index on events.event_id (see `probe_limit`)."""
-    wanted = pc.unique(ids).to_pylist()
-    if not wanted:
+    """Which of `ids` are stored: one scan of the stored ids (for candidates only, see `stored_among`)."""
+    wanted = pc.unique(ids)
+    if not len(wanted):
         return []
-    return [i for (i,) in con.execute(f"SELECT event_id FROM events WHERE event_id IN "
-                                      f"({', '.join('?' * len(wanted))})", wanted).fetchall()]
+    with _id_list(con, wanted) as (rel, params):
+        return [i for (i,) in con.execute(f"SELECT event_id FROM events SEMI JOIN {rel} w USING (event_id)",
+                                          params).fetchall()]
 
 
-def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArray, *, probe_rows: int,
-                 probe_found: int, found: list[str] | None = None) -> bool:
+def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArray, found: list[str] | None
+                 ) -> bool:
     """Whether any event_id of `staged` (its ids `ids`) is stored; if so, create `_existing` (event_id,
     _rh, batch_id): the stored events sharing an event_id with `staged`.
 
-    A batch of at most `probe_rows` ids probes the index with them; a larger one finds which of its ids
-    are stored by a join that reads only the id column. Usually none are, and that is all it costs.
-    `found`, when the caller already knows which ids are stored, spares that lookup. The
-    record hash of a stored event needs all its columns, so those are read only for the ids found: by
-    index probes when at most `probe_found`, else by a join over every column.
+    `found` names the batch's stored ids (`ChainWriter._stored`); None (no keys kept) finds them by a join
+    that reads only the id column. The record hash of a stored event needs all its columns, so those are
+    read only for the ids found.
     """
-    rows = len(ids)
-    if not rows:
+    if not len(ids):
         return False
-    if found is not None:
-        pass
-    elif rows <= probe_rows:
-        found = stored_ids(con, ids)
-    else:
+    if found is None:
         found = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
                                            "ON e.event_id = s.event_id").fetchall()]
     if not found:
         return False
-    if len(found) <= probe_found:
-        match, params = f"WHERE e.event_id IN ({', '.join('?' * len(found))})", found
-    else:
-        match, params = f"SEMI JOIN {staged} s ON e.event_id = s.event_id", []
     # Stored records are hashed by the same helper as staged ones (`sha256_each` of the canonical text).
-    rows = con.sql(f"SELECT e.event_id, e.batch_id, {canonical_record_sql('e')} AS t FROM events e {match}",
-                   params=params).to_arrow_table()
+    with _id_list(con, found) as (rel, params):
+        rows = con.sql(f"SELECT e.event_id, e.batch_id, {canonical_record_sql('e')} AS t FROM events e "
+                       f"SEMI JOIN {rel} f ON e.event_id = f.event_id", params=params).to_arrow_table()
     existing = pa.table({"event_id": rows.column(0), "_rh": sha256_each(rows.column(2)), "batch_id": rows.column(1)})
     with arrow_views(con, _existing_in=existing):
         con.execute("CREATE OR REPLACE TEMP TABLE _existing AS SELECT * FROM _existing_in")

@@ -1,4 +1,4 @@
-"""A request looks its ids up in the stored ids' keys the writer hands out after each commit, and probes the
+"""A request looks its ids up in the stored ids' keys the writer hands out after each commit, and looks in the
 store only for the ids they name; ids stored after the keys it read are still found at its commit."""
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ def store(tmp_path):
     s.close()
 
 
-def test_only_the_ids_the_keys_name_are_probed(store, monkeypatch):
+def test_only_the_ids_the_keys_name_are_looked_up(store, monkeypatch):
     w = _started(store)
     w.submit(w.stage(_body("k", range(5))), "a").result(30)
     probed: list[list[str]] = []
@@ -52,8 +52,8 @@ def test_only_the_ids_the_keys_name_are_probed(store, monkeypatch):
     def spy(cur, ids):
         probed.append(sorted(ids.to_pylist()))
         return real(cur, ids)
-    monkeypatch.setattr(chain, "stored_ids", spy)  # the probe of the candidates (chain.stored_among)
-    new = w.stage(_body("n", range(4)))  # no id stored: no probe at all
+    monkeypatch.setattr(chain, "stored_ids", spy)  # the look at the candidates (chain.stored_among)
+    new = w.stage(_body("n", range(4)))  # no id stored: no look in the table at all
     again = w.stage(_body("k", range(3, 8)))  # k3, k4 stored
     assert probed == [["k3", "k4"]]
     assert new.stored == [] and sorted(again.stored) == ["k3", "k4"]

@@ -1,5 +1,5 @@
-"""The writer's in-memory set of stored id keys (`StoredIds`) only narrows which ids a big batch probes:
-the fates of its records are the same with it, without it, when every key collides, and when another
+"""The writer's in-memory set of stored id keys (`StoredIds`) only narrows which ids a batch looks up in the
+table: the fates of its records are the same with it, without it, when every key collides, and when another
 writer committed in between."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from breachwatch.store import chain
 from breachwatch.store.chain import verify
 from breachwatch.store.db import connect
 
-BIG = 2000  # above the probe limit of these small stores, so each batch takes the big-batch lookup
+BIG = 2000  # more ids than one list parameter holds (`ID_KEYS_AS_LIST`): lookups register them as a table
 
 
 def _rounds(make_event) -> list[list[dict]]:
@@ -44,7 +44,7 @@ def _ingest_all(tmp_path, name: str, make_event) -> tuple[list[tuple], list[tupl
 
 def test_same_fates_with_and_without_the_key_set(tmp_path, make_event, monkeypatch):
     with_set = _ingest_all(tmp_path, "with", make_event)
-    monkeypatch.setattr(chain, "STORED_IDS_MAX", -1)  # the join for every big batch, as before
+    monkeypatch.setattr(chain, "STORED_IDS_MAX", -1)  # no keys kept: the join for every batch
     without = _ingest_all(tmp_path, "without", make_event)
     assert with_set == without
     counts = with_set[0]
@@ -53,8 +53,8 @@ def test_same_fates_with_and_without_the_key_set(tmp_path, make_event, monkeypat
     assert counts[3] == (0, BIG, 0)
 
 
-def test_colliding_keys_only_cost_probes(tmp_path, make_event, monkeypatch):
-    """Every id given one key: each stored key matches every id, and the probes still decide."""
+def test_colliding_keys_only_cost_lookups(tmp_path, make_event, monkeypatch):
+    """Every id given one key: each stored key matches every id, and the look in the table still decides."""
     reference = _ingest_all(tmp_path, "ref", make_event)
     real = chain.id_keys
 
@@ -62,8 +62,6 @@ def test_colliding_keys_only_cost_probes(tmp_path, make_event, monkeypatch):
         k = real(con, ids)
         return chain.IdKeys(np.full_like(k.keys, 7), np.full_like(k.sorted, 7))
     monkeypatch.setattr(chain, "id_keys", one_key)
-    monkeypatch.setattr(chain, "PROBE_MAX_IDS", 1 << 20)  # so even all-candidate batches probe
-    monkeypatch.setattr(chain, "STORED_EVENTS_PER_PROBE", 1)
     assert _ingest_all(tmp_path, "collide", make_event) == reference
 
 
@@ -79,7 +77,7 @@ def test_a_commit_by_another_writer_is_not_missed(tmp_path, make_event):
     # The first writer's chain head is stale too; only the id lookup is checked here.
     ids = [f"e{i}" for i in range(BIG - 10, BIG + 2 * BIG)]
     keys = chain.id_keys(con, pa.chunked_array([pa.array(ids)]))
-    found = one.writer._stored_by_filter(con, pa.chunked_array([pa.array(ids)]), keys, limit=1000)
+    found = one.writer._stored(con, pa.chunked_array([pa.array(ids)]), keys)
     assert sorted(found) == sorted(f"e{i}" for i in range(BIG - 10, BIG + 50))
     con.close()
 
@@ -131,7 +129,7 @@ def test_stored_id_runs_only_while_complete(tmp_path, make_event, monkeypatch):
     db = str(tmp_path / "r.duckdb")
     con = connect(db)
     ing = Ingestor(con, db, batch_size=1 << 30)
-    assert ing.writer.stored_id_runs() is None  # not kept until asked for
+    assert ing.writer.stored_id_runs() is None  # not built until the first lookup or asked for
     ing.writer.keep_stored_ids()
     assert ing.writer._ids.merge_max == chain.KEPT_MERGE_MAX  # merges on the serial path stay short
     ing.feed("a", "records", chunk_records((i, None, make_event(i)) for i in range(3)))
