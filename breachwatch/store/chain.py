@@ -315,21 +315,30 @@ class IdKeys:
         return bool(np.any(self.sorted[1:] == self.sorted[:-1]))
 
 
-# Up to this many ids are hashed from one list parameter (an HTTP request's: 0.4 ms for 100 ids where
-# registering them as an Arrow table costs 1.1 ms); more, from an Arrow table (3.8 against 1.0 ms at 10,000).
+# Up to this many ids go to a statement as one list parameter (an HTTP request's: 0.4 ms to hash 100 ids
+# where registering them as an Arrow table costs 1.1 ms); more, as an Arrow table (3.8 against 1.0 ms at
+# 10,000).
 ID_KEYS_AS_LIST = 1000
+
+
+@contextlib.contextmanager
+def _id_list(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray | list[str]
+             ) -> Iterator[tuple[str, list]]:
+    """(a relation of `ids` as column `event_id`, in their order, and its statement parameters): a list
+    parameter for up to ID_KEYS_AS_LIST ids, else a registered Arrow table."""
+    if len(ids) <= ID_KEYS_AS_LIST:
+        yield "(SELECT unnest(?::VARCHAR[]) AS event_id)", [ids if isinstance(ids, list) else ids.to_pylist()]
+        return
+    with arrow_views(con, _id_list_in=pa.table({"event_id": ids})):
+        yield "_id_list_in", []
 
 
 def id_keys(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> IdKeys:
     """The 64-bit keys (DuckDB's hash()) of `ids`, in their order."""
-    if len(ids) <= ID_KEYS_AS_LIST:
-        # hash() of a VARCHAR value is the same whether it comes from a parameter or a column
-        # (tests/store: test_id_keys_of_a_list_are_the_stored_keys).
-        keys = con.execute("SELECT hash(unnest(?::VARCHAR[])) AS k", [ids.to_pylist()]).fetchnumpy()["k"]
-    else:
-        with arrow_views(con, _ids_in=pa.table({"i": ids})):
-            keys = con.sql("SELECT hash(i) AS k FROM _ids_in").fetchnumpy()["k"]
-    return IdKeys.of(keys)
+    # hash() of a VARCHAR value is the same whether it comes from a parameter or a column
+    # (tests/store: test_id_keys_of_a_list_are_the_stored_keys).
+    with _id_list(con, ids) as (rel, params):
+        return IdKeys.of(con.sql(f"SELECT hash(event_id) AS k FROM {rel}", params=params).fetchnumpy()["k"])
 
 
 class StoredIds:
@@ -386,18 +395,6 @@ def stored_among(con: duckdb.DuckDBPyConnection, runs: list[np.ndarray], ids: pa
     if not len(hits):
         return []
     return stored_ids(con, ids.filter(pa.array(np.isin(keys.keys, hits))))
-
-
-@contextlib.contextmanager
-def _id_list(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray | list[str]
-             ) -> Iterator[tuple[str, list]]:
-    """(a relation of `ids` as column `event_id`, its statement parameters). Up to ID_KEYS_AS_LIST ids go as
-    one list parameter, more as a registered Arrow table (cheaper for each, as `id_keys` measured)."""
-    if len(ids) <= ID_KEYS_AS_LIST:
-        yield "(SELECT unnest(?::VARCHAR[]) AS event_id)", [ids if isinstance(ids, list) else ids.to_pylist()]
-        return
-    with arrow_views(con, _id_list_in=pa.table({"event_id": ids})):
-        yield "_id_list_in", []
 
 
 def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) -> list[str]:
