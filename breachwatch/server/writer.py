@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
+from breachwatch.store import chain
 from breachwatch.store.chain import id_keys, stored_among, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
@@ -220,7 +221,10 @@ class StoreWriter:
         if known is not None:
             staged.seen, runs = known  # later commits are checked against `_recent` by the writer
             staged.stored = stored_among(cur, runs, ids, keys)
-        else:  # no keys handed out yet (the server's first requests): one scan of the stored ids, here
+        elif self._ing.writer.stored_events <= chain.STORED_IDS_MAX:
+            # No keys handed out yet (the server's first requests): one scan of the stored ids, here rather
+            # than on the serial path. (A store too big for keys leaves it to the commit, which scans once
+            # for every request it groups.)
             staged.seen = self._recent.done  # read before the lookup: later commits are checked again
             staged.stored = stored_ids(cur, ids)
         self.metrics.validate_latency.observe(time.perf_counter() - started)

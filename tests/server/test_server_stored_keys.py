@@ -94,3 +94,21 @@ def test_a_commit_that_failed_at_the_anchor_is_not_missed(store, monkeypatch):
     w.stop()
     assert (r["loaded"], r["duplicates"]) == (1, 3)
     _each_id_once(store, 4)
+
+
+def test_a_store_too_big_for_keys_leaves_the_lookup_to_the_commit(store, monkeypatch):
+    """Above STORED_IDS_MAX the writer keeps no keys: a request looks nothing up (a scan per request would
+    cost more than the commit's one scan for every request it groups), and the commit still dedups."""
+    monkeypatch.setattr(chain, "STORED_IDS_MAX", -1)
+    w = StoreWriter(store, None)
+    w.start()
+    first = w.stage(_body("t", range(5)))
+    assert first.stored is None
+    r1 = w.submit(first, "1").result(30)
+    again = w.stage(_body("t", range(3, 8)))  # t3, t4 stored
+    assert again.stored is None and w._keys is None
+    r2 = w.submit(again, "2").result(30)
+    w.stop()
+    assert (r1["loaded"], r1["duplicates"]) == (5, 0)
+    assert (r2["loaded"], r2["duplicates"]) == (3, 2)
+    _each_id_once(store, 8)
