@@ -10,10 +10,10 @@ a shared, noisy machine.
     .venv/bin/python bench/ingest.py --events 10000000 --formats ndjson.gz,parquet
 
 `--floor` also times what bounds any such ingest from above (`store_floor`): DuckDB writing the same
-file straight into a store's events table, and hashing the
-stored rows as the chain does, or as columns (`columns_bytes`; for Parquet also of the columns as
-read from the file, `input_digest_s`). `--batch-peer N` also ingests each file in batches of N
-records, to compare batch sizes in one run.
+file straight into a store's events table, and hashing the stored rows as the chain does, or as
+columns (`columns_bytes`; for Parquet also of the columns as read from the file, `input_digest_s`).
+`--index-peer` also ingests each file into a store given the event_id index that migration 0009
+dropped, and `--batch-peer N` in batches of N records, to compare in one run.
 
 The small-commit cost is measured on a fresh store and again on the store the
 first format's ingest filled: `--commits` commits of `--commit-size` events,
