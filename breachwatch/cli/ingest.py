@@ -12,7 +12,7 @@ from breachwatch.cli.common import (EXIT_FINDING, DbOption, JsonOption, db_path,
 from breachwatch.cli.main import app
 from breachwatch.contract.catalog import load_catalog
 from breachwatch.ingest.normalize import parse_zone
-from breachwatch.ingest.pipeline import DEFAULT_BATCH, expand_paths, ingest_sources
+from breachwatch.ingest.pipeline import DEFAULT_BATCH, ROW_GROUP_ROWS, expand_paths, ingest_sources
 from breachwatch.ingest.readers import DEFAULT_MAX_LINE, FORMATS
 from breachwatch.store.db import connect
 
@@ -29,7 +29,9 @@ def ingest(
                                                "(default: ./breachwatch.yaml if present, else the built-in one)."),
     source_tz: Optional[str] = typer.Option(None, "--source-tz", help="Zone for timestamps written without an "
                                             "offset (e.g. Asia/Seoul); without it such records are quarantined."),
-    batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1, help="Records per atomic batch (a multiple of 122,880 inserts fastest)."),
+    batch_size: int = typer.Option(DEFAULT_BATCH, "--batch-size", min=1,
+                                   help=f"Records per atomic batch (a multiple of {ROW_GROUP_ROWS:,} inserts "
+                                        "fastest)."),
     max_line: int = typer.Option(DEFAULT_MAX_LINE, "--max-line-bytes", min=64,
                                  help="Longer lines are quarantined as oversized."),
     anchor: Optional[str] = typer.Option(None, "--anchor", envvar="BREACHWATCH_ANCHOR",

@@ -33,7 +33,6 @@ import pyarrow as pa
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest.pipeline import Ingestor, StagedBatch, stage_batch, validation_cursor
-from breachwatch.store import chain
 from breachwatch.store.chain import id_keys, stored_among, stored_ids
 from breachwatch.server.bodies import ParsedBody, shift
 from breachwatch.server.metrics import Metrics
@@ -221,7 +220,7 @@ class StoreWriter:
         if known is not None:
             staged.seen, runs = known  # later commits are checked against `_recent` by the writer
             staged.stored = stored_among(cur, runs, ids, keys)
-        elif self._ing.writer.stored_events <= chain.STORED_IDS_MAX:
+        elif self._ing.writer.keeps_stored_ids:
             # No keys handed out yet (the server's first requests): one scan of the stored ids, here rather
             # than on the serial path. (A store too big for keys leaves it to the commit, which scans once
             # for every request it groups.)

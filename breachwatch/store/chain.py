@@ -168,7 +168,7 @@ class ChainWriter:
             # digested by column after its insert, so only its ids are read here.
             columnar = hashes is None
             if hashes is None:
-                hashes = con.sql(f"SELECT _src, _pos, event_id FROM {staged}").to_arrow_table()
+                hashes = con.sql(f"SELECT event_id FROM {staged}").to_arrow_table()
             ids = hashes.column("event_id")
             # The batch's id keys (`id_keys`); given when worked out where the batch was validated.
             keys = (IdKeys.of(hashes.column("_key").to_numpy()) if "_key" in hashes.column_names
@@ -178,7 +178,7 @@ class ChainWriter:
             repeats = keys.maybe_repeats() and pc.count_distinct(ids).as_py() < hashes.num_rows
             if stored is None:
                 stored = self._stored(con, ids, keys)
-            stored_rows = _find_stored(con, staged, ids, stored)
+            stored_rows = _find_stored(con, staged, stored)
             res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
             if not stored_rows and not repeats:
                 # The common case: every staged row is new, so nothing needs classifying.
@@ -253,10 +253,16 @@ class ChainWriter:
             self._ids.add(keys.sorted, self.seq)
         return res
 
+    @property
+    def keeps_stored_ids(self) -> bool:
+        """Whether this writer keeps the stored ids' keys (see `StoredIds`): not above STORED_IDS_MAX stored
+        events, where each commit joins its ids against the stored ones instead."""
+        return self.stored_events <= STORED_IDS_MAX
+
     def keep_stored_ids(self) -> None:
         """Have the stored ids' keys (see `StoredIds`) now rather than at the next commit, so that
-        `stored_id_runs` has them, and keep each merge short; nothing above STORED_IDS_MAX stored events."""
-        if self._ids is None and self.stored_events <= STORED_IDS_MAX:
+        `stored_id_runs` has them, and keep each merge short; nothing when it keeps none."""
+        if self._ids is None and self.keeps_stored_ids:
             self.con.complete()  # a result left unread (fetchone) would refuse the scan
             self._ids = StoredIds.build(self.con, self.seq)
         if self._ids is not None:
@@ -278,7 +284,7 @@ class ChainWriter:
         if self._ids is None or not self._ids.current(con):
             merge_max = self._ids.merge_max if self._ids is not None else None
             self._ids = None
-            if self.stored_events > STORED_IDS_MAX:
+            if not self.keeps_stored_ids:
                 return None
             self._ids = StoredIds.build(con, self.seq)
             self._ids.merge_max = merge_max
@@ -407,17 +413,14 @@ def stored_ids(con: duckdb.DuckDBPyConnection, ids: pa.Array | pa.ChunkedArray) 
                                           params).fetchall()]
 
 
-def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, ids: pa.ChunkedArray, found: list[str] | None
-                 ) -> bool:
-    """Whether any event_id of `staged` (its ids `ids`) is stored; if so, create `_existing` (event_id,
-    _rh, batch_id): the stored events sharing an event_id with `staged`.
+def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, found: list[str] | None) -> bool:
+    """Whether any event_id of `staged` is stored; if so, create `_existing` (event_id, _rh, batch_id): the
+    stored events sharing an event_id with `staged`.
 
     `found` names the batch's stored ids (`ChainWriter._stored`); None (no keys kept) finds them by a join
     that reads only the id column. The record hash of a stored event needs all its columns, so those are
     read only for the ids found.
     """
-    if not len(ids):
-        return False
     if found is None:
         found = [i for (i,) in con.execute(f"SELECT e.event_id FROM events e SEMI JOIN {staged} s "
                                            "ON e.event_id = s.event_id").fetchall()]
