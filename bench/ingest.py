@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Iterator
 
 import duckdb
 import pyarrow.parquet as pq
@@ -164,7 +164,7 @@ def cpu_s() -> float:
 def breachwatch_load(path: Path, commits: int = 0, commit_size: int = 100, event_index: bool = False,
                      batch_size: int = DEFAULT_BATCH) -> tuple[tuple[float, float], dict, dict | None]:
     """Ingest `path` into a fresh store, in batches of `batch_size`; the summary also gives the store's
-    size and index memory.
+    size and the index's memory (`event_index`).
 
     `event_index=True` first adds the index on event_id that migrations 0007 to 0008 kept: what dropping it
     (0009) gained.
@@ -301,17 +301,23 @@ def main() -> None:
         size = path.stat().st_size
         n = args.events
         runs = []
+
+        def load(commits: int = 0, label: str | None = None, **kw: Any) -> tuple[float, float, dict]:
+            """breachwatch_load of this file, its small commits (if any) added to `small`."""
+            (wall, cpu), summary, after = breachwatch_load(path, commits, args.commit_size, **kw)
+            if after:
+                small.append({**after, **({"store": label} if label else {})})
+                print(json.dumps(small[-1]), file=sys.stderr)
+            assert summary["loaded"] == n, summary
+            return wall, cpu, summary
         # On a shared machine one pair of timings can be off by 2x; with --repeat the loads alternate
         # and the median of the per-pair ratios is reported.
         for _ in range(args.repeat):
             (auto, auto_cpu) = bare_load(path, fmt, typed=False)
             typed = bare_load(path, fmt, typed=True)[0] if fmt != "parquet" else None
-            (ours, ours_cpu), summary, after = breachwatch_load(path, args.commits if len(small) == 1 else 0,
-                                                                args.commit_size)
-            if after:
-                small.append(after)
-                print(json.dumps(after), file=sys.stderr)
-            assert summary["loaded"] == n, summary
+            # Small commits on the store the first file filled (after those on a fresh store), and on
+            # the index peer's.
+            ours, ours_cpu, summary = load(args.commits if len(small) == 1 else 0)
             peer = {}
             if args.floor:
                 floor, floor_cpu, hash_s, col_s = store_floor(path, fmt)
@@ -326,17 +332,13 @@ def main() -> None:
                     peer |= {"input_columnar_digest_s": round(in_s, 1),
                              "store_floor_and_input_digest_ratio_vs_bare": round(auto / (floor + in_s), 3)}
             if args.index_peer:
-                (indexed, indexed_cpu), indexed_summary, indexed_small = breachwatch_load(
-                    path, args.commits if len(small) == 2 else 0, args.commit_size, event_index=True)
-                if indexed_small:
-                    small.append({**indexed_small, "store": "with the event_id index"})
-                    print(json.dumps(small[-1]), file=sys.stderr)
-                assert indexed_summary["loaded"] == n, indexed_summary
+                indexed, indexed_cpu, indexed_summary = load(args.commits if len(small) == 2 else 0,
+                                                             "with the event_id index", event_index=True)
                 peer |= {"index_events_per_s": round(n / indexed), "index_cpu_s": round(indexed_cpu, 1),
-                         "index_store_file_mb": indexed_summary["store_file_mb"]}
+                         "index_store_file_mb": indexed_summary["store_file_mb"],
+                         "art_index_memory_mb": indexed_summary["art_index_memory_mb"]}
             if args.batch_peer:
-                (other, other_cpu), other_summary, _ = breachwatch_load(path, batch_size=args.batch_peer)
-                assert other_summary["loaded"] == n, other_summary
+                other, other_cpu, _ = load(batch_size=args.batch_peer)
                 peer |= {"batch_peer_size": args.batch_peer, "batch_peer_events_per_s": round(n / other),
                          "batch_peer_cpu_s": round(other_cpu, 1)}
             runs.append({"duckdb_bare_events_per_s": round(n / auto),
@@ -345,8 +347,7 @@ def main() -> None:
                          "ratio_vs_bare": round(auto / ours, 3),
                          "ratio_vs_bare_typed": round(typed / ours, 3) if typed else None,
                          "duckdb_bare_cpu_s": round(auto_cpu, 1), "breachwatch_cpu_s": round(ours_cpu, 1),
-                         "store_file_mb": summary["store_file_mb"],
-                         "art_index_memory_mb": summary["art_index_memory_mb"], **peer})
+                         "store_file_mb": summary["store_file_mb"], **peer})
             print(json.dumps({"format": fmt, **runs[-1]}), file=sys.stderr)
 
         def med(key: str) -> float | None:
