@@ -20,6 +20,8 @@ quarantine row whichever format or lane it came through.
 """
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 
 from breachwatch.contract.event import FIELDS, Field
@@ -181,6 +183,14 @@ def typed_feeder_sql(schema: pa.Schema, table: str) -> str | None:
     line = "t._line::VARCHAR" if "_line" in schema.names else "NULL::VARCHAR"
     return (f"SELECT _src, _pos, {values}, NULL::VARCHAR AS _extra, coalesce({oks}, false) AS _typed_ok, "
             f"{line} AS _line FROM {table} t")
+
+
+@functools.lru_cache(maxsize=64)
+def typed_ok(schema: pa.Schema) -> bool:
+    """Whether rows of this schema can be validated from their typed columns (else as JSON text)."""
+    if "_src" in schema.names or "_pos" in schema.names:
+        return False
+    return typed_feeder_sql(schema, "_t") is not None
 
 
 def json_text_sql(schema: pa.Schema, table: str) -> str:

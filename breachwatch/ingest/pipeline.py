@@ -8,7 +8,6 @@ flight, and re-running the same input adds nothing (dedup on `event_id`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import glob
 import logging
 import os
@@ -28,14 +27,14 @@ import pyarrow as pa
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest import compactlane, plainlane
 from breachwatch.ingest.enrich import enrich_batch
-from breachwatch.ingest.fastlane import typed_feeder_sql
+from breachwatch.ingest.fastlane import typed_ok
 from breachwatch.ingest.normalize import SourceZone
-from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, chunk_records, chunk_tables, detect_format,
-                                        read_source)
+from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileRows, chunk_records, chunk_tables,
+                                        detect_format, read_source)
 from breachwatch.ingest.validate import validate_batch
 from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, quarantine_id,
                                      record_hashes)
-from breachwatch.store.db import arrow_views
+from breachwatch.store.db import arrow_views, sql_views
 
 log = logging.getLogger(__name__)
 # DuckDB stores a table in row groups of 122,880 rows, and an INSERT of a whole number of them is the
@@ -80,6 +79,35 @@ class Source:
 
 class InputError(ValueError):
     """A path or option that cannot be ingested; the message says what to fix."""
+
+
+# What a reader raises for input it cannot decode at all (pyarrow on a damaged Parquet page, an I/O error),
+# as opposed to a bad record, which is quarantined.
+_UNREADABLE = (OSError, pa.ArrowException)
+
+
+class UnreadableInput(InputError):
+    """Input that cannot be decoded at all past some point; what was read before it is stored. `stored_upto`:
+    the last record stored when the batch in flight was lost with the damage (None: none was)."""
+
+    def __init__(self, source: str, where: str, e: BaseException, stored_upto: int | None = None) -> None:
+        super().__init__(f"{source}: cannot be read {where} ({str(e).strip()}). Everything before that point is "
+                         "stored. Fix: repair or re-export the file and ingest it again; what is already stored "
+                         "is skipped as duplicates.")
+        self.stored_upto = stored_upto
+
+
+def _readable(source: str, chunks: Iterable[Chunk], ing: "Ingestor") -> Iterator[Chunk]:
+    """The reader's chunks; a reader failing on undecodable input ends the source (`UnreadableInput`)."""
+    it = iter(chunks)
+    while True:
+        try:
+            chunk = next(it)
+        except StopIteration:
+            return
+        except _UNREADABLE as e:
+            raise UnreadableInput(source, f"after record {ing.last_position:,}", e) from None
+        yield chunk
 
 
 def expand_paths(paths: Iterable[str], fmt: str | None = None) -> tuple[list[Source], list[str]]:
@@ -145,17 +173,27 @@ class Ingestor:
         # their transactions, so a small input costs one commit, not three.
         self._log_start = (fmt, datetime.now(timezone.utc).replace(tzinfo=None))
         status = "complete"
-        for chunk in chunks:
-            self._last_pos = chunk.last_position
-            if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
-                status = "truncated"
-            for piece in self._pieces(chunk):
-                self._chunks.append((source, piece))
-                self._pending += len(piece)
-                if self._pending >= self.batch_size:
-                    self.flush()
-            if progress:
-                progress(chunk.bytes_read)
+        try:
+            for chunk in _readable(source, chunks, self):
+                self._last_pos = chunk.last_position
+                if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
+                    status = "truncated"
+                for piece in self._pieces(chunk):
+                    self._chunks.append((source, piece))
+                    self._pending += len(piece)
+                    if self._pending >= self.batch_size:
+                        self.flush()
+                if progress:
+                    progress(chunk.bytes_read)
+        except UnreadableInput as e:
+            if e.stored_upto is not None:  # the batch in flight is what could not be read: none of it is stored
+                self._chunks, self._pending, self._last_pos = [], 0, e.stored_upto
+            self._finish(source, "failed")  # what was read before the damage is committed
+            raise
+        self._finish(source, status)
+
+    def _finish(self, source: str, status: str) -> None:
+        """Commit what is pending and close the source's ingest-log row with `status`."""
         finish = (status, datetime.now(timezone.utc).replace(tzinfo=None))
         if self._pending:
             self.flush(finish)  # the last batch closes the source's log row
@@ -169,6 +207,11 @@ class Ingestor:
             return
         con.execute("UPDATE ingest_log SET finished_at = ?, status = ?, records = ? WHERE run_id = ? AND source = ?",
                     [finish[1], status, self._last_pos, self.run_id, source])
+
+    @property
+    def last_position(self) -> int:
+        """The line or row number of the last record read from the current source."""
+        return self._last_pos
 
     def _pieces(self, chunk: Chunk) -> Iterable[Chunk]:
         """Cut a reader's chunk so no batch exceeds `batch_size` (readers cut by bytes, not rows)."""
@@ -190,7 +233,8 @@ class Ingestor:
             return
         # Validated and committed in line: a second thread validating the next batch meanwhile measured no
         # faster on this 2-core machine under load, for 10-25 % more CPU (docs/BENCHMARKS.md).
-        log_update = LogUpdate(self.run_id, self._source, self._last_pos, self._log_start, finish)
+        # The batch ends at its last piece, not at the last chunk read: that may hold records of the next batch.
+        log_update = LogUpdate(self.run_id, self._source, self._chunks[-1][1].last_position, self._log_start, finish)
         plain, split = small_batch(self.con, self._chunks, self.catalog)
         if plain is not None:
             with arrow_views(self.con, _plain_rows=plain.rows):
@@ -310,7 +354,7 @@ def stage_batch(con: duckdb.DuckDBPyConnection, fmt: str, chunks: list[tuple[str
 
 def _is_text(c: Chunk) -> bool:
     """Whether a chunk is validated as JSON text (typed columns only when the typed feeder reads them)."""
-    return c.typed is None or not typed_ok(c.typed.schema)
+    return c.schema is None or not typed_ok(c.schema)
 
 
 def _lines_table(chunks: list[tuple[str, Chunk]]) -> pa.Table:
@@ -347,13 +391,19 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
     holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one."""
     text = [(src, c) for src, c in chunks if c.rows and _is_text(c)]
     typed: dict[pa.Schema, list[pa.Table]] = {}
+    in_files: dict[pa.Schema, list[tuple[str, FileRows]]] = {}
     for src, c in chunks:
-        if c.rows and not _is_text(c):
-            typed.setdefault(c.typed.schema, []).append(
-                c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
-                                                                                         c.positions))
+        if not c.rows or _is_text(c):
+            continue
+        if c.file_rows is not None:
+            in_files.setdefault(c.file_rows.schema, []).append((src, c.file_rows))
+            continue
+        typed.setdefault(c.typed.schema, []).append(
+            c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos", c.positions))
     lines = _lines_table(text)
     typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
+    file_views = {f"_file_in{k}": (_file_rows_sql(parts), _with_position(schema))
+                  for k, (schema, parts) in enumerate(in_files.items())}
     if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
         compact, lines = split or compactlane.split_compact(lines)
         if compact.num_rows:
@@ -366,28 +416,61 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
         "raw": [e[2] for e in early], "event_id": [None] * len(early)}, schema=QUARANTINE_SCHEMA)
     # Only what the batch holds is registered: each registration is a catalog change to undo.
     # A batch of rejects only (say, one line of broken UTF-8) still validates its empty text table.
-    text_in = len(lines) > 0 or not typed_views
+    text_in = len(lines) > 0 or not (typed_views or file_views)
     views = {"_early_rejects": rejects, **typed_views}
     views = {k: v for k, v in views.items() if v.num_rows} | ({"_lines_in": lines} if text_in else {})
-    with arrow_views(con, **views):
-        validate_batch(con, zone, "_lines_in" if text_in else None,
-                       [(name, t.schema) for name, t in typed_views.items()])
+    with arrow_views(con, **views), sql_views(con, **{k: sql for k, (sql, _) in file_views.items()}):
+        try:
+            validate_batch(con, zone, "_lines_in" if text_in else None,
+                           [(name, t.schema) for name, t in typed_views.items()]
+                           + [(name, schema) for name, (_, schema) in file_views.items()])
+        except duckdb.Error:
+            damage = _damage(con, file_views)
+            if damage is None:
+                raise  # the files read fine: the error is not theirs
+            src, first = next((src, c.file_rows.start) for src, c in chunks if c.file_rows is not None)
+            raise UnreadableInput(src, f"from row {first + 1:,} on", damage, stored_upto=first) from None
         valid = "_valid_rows"
         uncatalogued = 0
         if catalog:
             uncatalogued, valid = enrich_batch(con, catalog, valid)
         if early:
             con.execute("INSERT INTO _bad_rows SELECT * FROM _early_rejects")
-        records = len(lines) + sum(t.num_rows for t in typed_views.values()) + len(early)
+        records = (len(lines) + sum(t.num_rows for t in typed_views.values()) + len(early)
+                   + sum(f.count for parts in in_files.values() for _, f in parts))
         yield valid, records, uncatalogued
 
 
-@functools.lru_cache(maxsize=64)
-def typed_ok(schema: pa.Schema) -> bool:
-    """Whether rows of this schema can be validated from their typed columns (else as JSON text)."""
-    if "_src" in schema.names or "_pos" in schema.names:
-        return False
-    return typed_feeder_sql(schema, "_t") is not None
+def _damage(con: duckdb.DuckDBPyConnection, file_views: dict[str, tuple[str, pa.Schema]]) -> Exception | None:
+    """Why the file rows of a batch cannot be read (DuckDB names damage by no exception class of its own:
+    a broken page header is a plain duckdb.Error), or None when every column of them reads."""
+    for sql, _ in file_views.values():
+        try:
+            con.sql(sql).to_arrow_table()
+        except (duckdb.InterruptException, duckdb.OutOfMemoryException):
+            raise
+        except duckdb.Error as e:
+            return e
+    return None
+
+
+def _file_rows_sql(parts: list[tuple[str, FileRows]]) -> str:
+    """The rows of `parts` (source, rows of a file) as one relation; the consecutive pieces of a file that
+    the batch cut its chunks into are read as one range, so DuckDB skips the file's other row groups once."""
+    merged: list[tuple[str, FileRows]] = []
+    for src, f in parts:
+        if merged and merged[-1][0] == src:
+            last = merged[-1][1]
+            if last.path == f.path and last.start + last.count == f.start:
+                merged[-1] = (src, FileRows(f.path, last.start, last.count + f.count, f.schema))
+                continue
+        merged.append((src, f))
+    return " UNION ALL ".join(f.select_sql(src) for src, f in merged)
+
+
+def _with_position(schema: pa.Schema) -> pa.Schema:
+    """A typed schema with the `_src` and `_pos` columns every staged relation starts with."""
+    return schema.insert(0, pa.field("_src", pa.string())).insert(1, pa.field("_pos", pa.int64()))
 
 
 def ingest_sources(con: duckdb.DuckDBPyConnection, db_path: str, sources: list[Source], *,

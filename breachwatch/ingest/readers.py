@@ -16,6 +16,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,7 +25,7 @@ import orjson
 import pyarrow as pa
 
 from breachwatch.contract.event import FIELD_BY_NAME
-from breachwatch.ingest.fastlane import json_text_sql
+from breachwatch.ingest.fastlane import json_text_sql, typed_ok
 from breachwatch.ingest.normalize import Rejected
 from breachwatch.store.db import arrow_views
 
@@ -37,17 +38,52 @@ _SUFFIXES = {".ndjson": "ndjson", ".jsonl": "ndjson", ".json": "ndjson", ".csv":
              ".parquet": "parquet", ".pq": "parquet"}
 
 
+@dataclass(frozen=True)
+class FileRows:
+    """Rows `start` to `start + count` (0-based) of a Parquet file whose columns DuckDB reads straight from
+    the file at validation, skipping the file's other row groups: half the cost of decoding them into
+    Arrow first (docs/BENCHMARKS.md). `schema` is the file's Arrow schema, which `typed_ok` accepts."""
+    path: str
+    start: int
+    count: int
+    schema: pa.Schema
+
+    def select_sql(self, source: str) -> str:
+        """The rows, numbered by line like every reader's records (`_src` = `source`, `_pos`), as SQL."""
+        cols = ", ".join('"' + n.replace('"', '""') + '"' for n in self.schema.names)
+        return (f"SELECT {_sql_text(source)} AS _src, file_row_number + 1 AS _pos, {cols} "
+                f"FROM read_parquet({_sql_text(self.path)}, file_row_number = true) "
+                f"WHERE file_row_number >= {int(self.start)} AND file_row_number < {int(self.start + self.count)}")
+
+    def read(self) -> pa.Table:
+        """The rows as an Arrow table (for their JSON text): read the same way validation reads them."""
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            con.execute("SET TimeZone = 'UTC'")
+            return con.sql(f"SELECT * EXCLUDE (_src, _pos) FROM ({self.select_sql('')})").to_arrow_table()
+        finally:
+            con.close()
+
+
+def _sql_text(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
 class Chunk:
-    """A block of records: JSON text (one record per row), or typed columns (Parquet, Arrow) that are
-    only turned into JSON text if someone asks for `lines`."""
+    """A block of records: JSON text (one record per row), typed columns (Parquet, Arrow), or rows of a
+    Parquet file not read yet (`file_rows`); the latter two are only turned into JSON text if someone
+    asks for `lines`."""
 
     def __init__(self, lines: pa.Array | None, positions: pa.Array,
                  rejects: list[tuple[int, str, Rejected]] | None = None, last_position: int = 0,
-                 bytes_read: int = 0, typed: pa.Table | None = None) -> None:
-        if lines is None and typed is None:
-            raise ValueError("a chunk needs JSON text lines or typed columns")
+                 bytes_read: int = 0, typed: pa.Table | None = None, file_rows: FileRows | None = None) -> None:
+        if lines is None and typed is None and file_rows is None:
+            raise ValueError("a chunk needs JSON text lines, typed columns or a file's rows")
         self._lines = lines
         self.typed = None if lines is not None else typed
+        self.file_rows = None if lines is not None or typed is not None else file_rows
         self.positions = positions  # int64: 1-based line or row number of each record
         self.rejects = rejects if rejects is not None else []  # (position, raw, why)
         self.last_position = last_position
@@ -57,23 +93,35 @@ class Chunk:
     def lines(self) -> pa.Array:
         """JSON text of each record (computed from typed columns on first use)."""
         if self._lines is None:
-            assert self.typed is not None
-            self._lines = typed_as_json(self.typed)
+            self._lines = typed_as_json(self.typed if self.typed is not None
+                                        else self.file_rows.read())  # type: ignore[union-attr]
         return self._lines
 
     @property
+    def schema(self) -> pa.Schema | None:
+        """The Arrow schema of typed rows (in memory or in a file); None for JSON text."""
+        if self.typed is not None:
+            return self.typed.schema
+        return self.file_rows.schema if self.file_rows is not None else None
+
+    @property
     def rows(self) -> int:
-        return len(self._lines) if self._lines is not None else self.typed.num_rows  # type: ignore[union-attr]
+        if self._lines is not None:
+            return len(self._lines)
+        return self.typed.num_rows if self.typed is not None else self.file_rows.count  # type: ignore[union-attr]
 
     def __len__(self) -> int:
         return self.rows + len(self.rejects)
 
     def slice(self, start: int, n: int, rejects: list[tuple[int, str, Rejected]], last_position: int) -> "Chunk":
+        positions = self.positions.slice(start, n)
         if self._lines is not None:
-            return Chunk(self._lines.slice(start, n), self.positions.slice(start, n), rejects, last_position,
-                         self.bytes_read)
-        return Chunk(None, self.positions.slice(start, n), rejects, last_position, self.bytes_read,
-                     typed=self.typed.slice(start, n))  # type: ignore[union-attr]
+            return Chunk(self._lines.slice(start, n), positions, rejects, last_position, self.bytes_read)
+        if self.typed is not None:
+            return Chunk(None, positions, rejects, last_position, self.bytes_read, typed=self.typed.slice(start, n))
+        f = self.file_rows
+        return Chunk(None, positions, rejects, last_position, self.bytes_read,  # type: ignore[union-attr]
+                     file_rows=FileRows(f.path, f.start + start, n, f.schema))  # type: ignore[union-attr]
 
 
 def typed_as_json(table: pa.Table) -> pa.Array:
@@ -378,12 +426,24 @@ def chunk_tables(tables: Iterable[pa.Table | pa.RecordBatch]) -> Iterator[Chunk]
         pos += n
 
 
-def read_parquet(path: str, rows: int = ROWS_PER_CHUNK) -> Iterator[Chunk]:
+def read_parquet(path: str, rows: int | None = None, in_place: bool = False) -> Iterator[Chunk]:
+    """A Parquet file in chunks of `rows` rows. `in_place` (the file stays where it is until the ingest is
+    over): chunks of columns the fast lane reads exactly name the file's rows (`FileRows`) instead of
+    holding them, and DuckDB reads them at validation."""
     import pyarrow.parquet as pq
 
+    rows = rows or ROWS_PER_CHUNK
+    pf = pq.ParquetFile(path)
+    if in_place and typed_ok(pf.schema_arrow):
+        total, size = pf.metadata.num_rows, os.path.getsize(path)
+        for start in range(0, total, rows):
+            n = min(rows, total - start)
+            yield Chunk(None, pa.array(np.arange(start + 1, start + n + 1, dtype=np.int64)), [], start + n,
+                        size * (start + n) // total, file_rows=FileRows(path, start, n, pf.schema_arrow))
+        return
     # One thread: on 2 shared cores, pyarrow's decoding threads cost more CPU (0.37 against 0.22 s per
     # 200,000 rows) and were no faster (docs/BENCHMARKS.md).
-    yield from chunk_tables(pq.ParquetFile(path).iter_batches(batch_size=rows, use_threads=False))
+    yield from chunk_tables(pf.iter_batches(batch_size=rows, use_threads=False))
 
 
 def _decompressed_copy(src: BinaryIO) -> str:
@@ -399,7 +459,7 @@ def read_source(path: Path | None, fmt: str, stream: BinaryIO | None = None,
     """Read one file (or a byte stream when `path` is None) in the given format."""
     if fmt == "parquet":
         if path is not None and not str(path).lower().endswith(".gz"):
-            yield from read_parquet(str(path))
+            yield from read_parquet(str(path), in_place=True)
             return
         src = stream if stream is not None else open(path, "rb")  # type: ignore[arg-type]
         tmp = _decompressed_copy(src)

@@ -170,3 +170,16 @@ def arrow_views(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[No
         con.complete()
         for name in tables:
             con.unregister(name)
+
+
+@contextmanager
+def sql_views(con: duckdb.DuckDBPyConnection, **queries: str) -> Iterator[None]:
+    """Temp views of SQL queries for the duration of a block (the SQL twin of `arrow_views`)."""
+    for name, sql in queries.items():
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
+    try:
+        yield
+    finally:
+        con.complete()
+        for name in queries:
+            con.execute(f"DROP VIEW IF EXISTS {name}")

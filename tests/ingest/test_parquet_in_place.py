@@ -1,0 +1,117 @@
+"""Parquet files are read in place: DuckDB reads each batch's rows straight from the file at validation.
+
+That lane must store exactly what the typed Arrow lane stores from the same rows (values, duplicates,
+conflicts, quarantine rows and their positions), and a file it cannot decode must stop with a clear
+error that keeps everything read before the damage.
+"""
+from __future__ import annotations
+
+import gzip
+import shutil
+import subprocess
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from breachwatch.contract.event import FIELD_NAMES
+from breachwatch.ingest import readers
+from breachwatch.ingest.pipeline import UnreadableInput, ingest_paths, ingest_tables
+from breachwatch.ingest.readers import read_source, typed_as_json
+from breachwatch.store.db import connect
+from tests.conftest import BIN, event, typed_table
+
+BAD = {3: {"kind": "teleport"}, 7: {"time": None}, 12: {"time": "soon"}, 18: {"subject_ids": ["a", None]},
+       25: {"time": "1980-01-01T00:00:00Z"}, 31: {"src_country": "Korea"}, 40: {"event_id": None}}
+
+
+def _rows() -> pa.Table:
+    rows = [event(i, **BAD.get(i, {})) for i in range(60)]
+    rows[44] = dict(rows[2])  # the same record again: a duplicate from an earlier batch
+    rows[46] = {**rows[45], "status": 404}  # the same id with other content in the same batch: a conflict
+    rows[52] = {**rows[5], "bytes_out": 1}  # ... and in a later batch
+    return typed_table(rows)
+
+
+def _ingest(tmp_path, name: str, feed) -> tuple[dict, list, list]:
+    path = str(tmp_path / f"{name}.duckdb")
+    con = connect(path)
+    summary = feed(con, path).as_dict()
+    cols = ", ".join(f'"{n}"' for n in FIELD_NAMES)
+    # Within a batch holding repeated ids, rows are inserted in no particular order: compared by id.
+    events = con.execute(f"SELECT {cols}, batch_id FROM events ORDER BY batch_id, event_id").fetchall()
+    bad = con.execute("SELECT position, reason, detail, raw, event_id, batch_id FROM quarantine "
+                      "ORDER BY position").fetchall()
+    con.close()
+    return summary, events, bad
+
+
+def test_rows_read_in_place_store_what_the_arrow_lane_stores(tmp_path, monkeypatch):
+    table = _rows()
+    f = tmp_path / "in.parquet"
+    pq.write_table(table, f, row_group_size=9)
+    monkeypatch.setattr(readers, "ROWS_PER_CHUNK", 4)  # chunks cross batches and row groups
+    chunks = list(read_source(f, "parquet"))
+    assert len(chunks) == 15 and all(c.file_rows is not None and c.typed is None for c in chunks)
+    in_place = _ingest(tmp_path, "in_place", lambda con, p: ingest_paths(con, p, [str(f)], batch_size=10))
+    arrow = _ingest(tmp_path, "arrow", lambda con, p: ingest_tables(con, [table], "arrow", db_path=p, batch_size=10))
+    assert in_place == arrow
+    summary, events, bad = in_place
+    assert summary["batches"] == 6 and summary["duplicates"] == 1
+    assert summary["quarantined_by_reason"]["conflict"] == 2 and len(bad) == 6 + 2
+    assert len(events) == 60 - 6 - 1 - 2  # an event without an id is stored with a derived one
+
+
+def test_rows_in_a_file_give_their_json_text(tmp_path):
+    """What a server client sends for rows read in place: the same text as for the rows in memory."""
+    table = _rows()
+    f = tmp_path / "it's here.parquet"  # a quote in the name: it goes into SQL
+    pq.write_table(table, f, row_group_size=25)
+    chunks = list(read_source(f, "parquet"))
+    assert [c.file_rows.count for c in chunks] == [60]
+    assert chunks[0].lines.to_pylist() == typed_as_json(table).to_pylist()
+    assert chunks[0].slice(10, 5, [], 15).lines.to_pylist() == typed_as_json(table.slice(10, 5)).to_pylist()
+
+
+def _damaged(tmp_path, row_group: int) -> tuple[str, int]:
+    """A Parquet file of 1,000 events in row groups of 100, whose `row_group`-th group has a broken page."""
+    f = tmp_path / "damaged.parquet"
+    pq.write_table(typed_table([event(i) for i in range(1000)]), f, row_group_size=100, compression="snappy")
+    col = pq.ParquetFile(f).metadata.row_group(row_group).column(0)
+    data = bytearray(f.read_bytes())
+    for i in range(col.data_page_offset, col.data_page_offset + 8):
+        data[i] ^= 0xFF  # the page header: neither DuckDB nor pyarrow can decode the page
+    f.write_bytes(bytes(data))
+    return str(f), row_group * 100
+
+
+@pytest.mark.parametrize("gzipped", [False, True])
+def test_a_damaged_parquet_file_stops_with_a_clear_error_and_keeps_what_was_read(store, tmp_path, gzipped,
+                                                                                  monkeypatch):
+    con, path = store
+    monkeypatch.setattr(readers, "ROWS_PER_CHUNK", 100)  # pyarrow reads as many row groups as a chunk needs
+    f, first_bad = _damaged(tmp_path, 5)
+    if gzipped:  # read through a decompressed copy, by pyarrow
+        with open(f, "rb") as src, gzip.open(f + ".gz", "wb") as out:
+            shutil.copyfileobj(src, out)
+        f += ".gz"
+    with pytest.raises(UnreadableInput) as e:
+        ingest_paths(con, path, [f], batch_size=150)
+    assert str(e.value).startswith(f"{f}: cannot be read ") and "Fix:" in str(e.value)
+    stored = con.execute("SELECT count(*) FROM events").fetchone()[0]
+    # In place, the batch holding the damage is lost with it (rows 451-600); through pyarrow, every
+    # row before the damaged group is read.
+    assert stored == (450 if not gzipped else first_bad)
+    log = con.execute("SELECT status, records, loaded FROM ingest_log").fetchall()
+    assert log == [("failed", stored, stored)]
+    # The events stored are exactly the first ones, each once: a repaired file's re-run skips them.
+    assert con.execute("SELECT count(DISTINCT event_id) FROM events WHERE event_id IN "
+                       f"(SELECT 'e' || range FROM range({stored}))").fetchone()[0] == stored
+
+
+def test_the_cli_names_a_damaged_file_and_exits_2(tmp_path):
+    f, _ = _damaged(tmp_path, 2)
+    r = subprocess.run([str(BIN), "ingest", f, "--db", str(tmp_path / "s.duckdb"), "--json"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and r.stdout == ""
+    assert f"{f}: cannot be read from row 1 on" in " ".join(r.stderr.split())
