@@ -14,7 +14,8 @@ import pyarrow as pa
 from breachwatch.contract.catalog import Catalog
 from breachwatch.store.db import arrow_views
 
-_NEEDS = ("kind = 'access' AND endpoint IS NOT NULL AND (subject_ids IS NULL OR fields IS NULL)")
+# Access rows the catalog completes: an endpoint, but no subject_ids or no fields.
+NEEDS_CATALOG = "kind = 'access' AND endpoint IS NOT NULL AND (subject_ids IS NULL OR fields IS NULL)"
 _ROUTES_SCHEMA = pa.schema([("logged", pa.string()), ("route", pa.string()), ("ep_fields", pa.list_(pa.string())),
                             ("subjects_from", pa.string()), ("from_request", pa.list_(pa.string()))])
 
@@ -27,7 +28,7 @@ def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, rows: str = "
     endpoint is resolved once in Python (route templates are regular expressions); the rows themselves
     are updated by one SQL join.
     """
-    logged = [r[0] for r in con.execute(f"SELECT DISTINCT endpoint FROM {rows} WHERE {_NEEDS}").fetchall()]
+    logged = [r[0] for r in con.execute(f"SELECT DISTINCT endpoint FROM {rows} WHERE {NEEDS_CATALOG}").fetchall()]
     if not logged:
         return 0, rows
     table = "_enriched"
@@ -64,6 +65,6 @@ def enrich_batch(con: duckdb.DuckDBPyConnection, catalog: Catalog, rows: str = "
               endpoint = r.route
             FROM _routes r
             WHERE e.endpoint = r.logged AND e.kind = 'access' AND (e.subject_ids IS NULL OR e.fields IS NULL)""")
-        left = con.execute(f"SELECT count(*) FROM {table} WHERE {_NEEDS} AND endpoint NOT IN "
+        left = con.execute(f"SELECT count(*) FROM {table} WHERE {NEEDS_CATALOG} AND endpoint NOT IN "
                            "(SELECT route FROM _routes)").fetchall()[0][0]
     return left, table

@@ -225,10 +225,10 @@ def times_in_range() -> str:
                         'true)' for f in FIELDS if f.kind == "time")
 
 
-def fast_sql(feeders: list[str], vouch: bool = True) -> str:
-    """Create `_fast`: every staged record with `_sure` (the full validator would accept it as it is) and
-    its finished values; `_line` keeps the JSON text of the other lines for the full validator. With
-    `vouch` off, no record is sure, so the full validator decides every one (tests compare the two)."""
+def staged_sql(feeders: list[str], vouch: bool = True) -> str:
+    """Every record of the `feeders` with `_sure` (the full validator would accept it as it is) and its
+    finished values; `_line` keeps the JSON text of the other lines for the full validator. With `vouch`
+    off, no record is sure, so the full validator decides every one (tests compare the two)."""
     time_ok = times_in_range()
     values_ok = " AND ".join(f"NOT coalesce({c}, true)" for c, _, _ in value_checks())
     union = "\nUNION ALL\n".join(feeders)
@@ -237,4 +237,11 @@ def fast_sql(feeders: list[str], vouch: bool = True) -> str:
     SELECT *, {'true' if vouch else 'false'} AND coalesce(_typed_ok AND "kind" IS NOT NULL AND "time" IS NOT NULL
                                   AND {time_ok} AND {values_ok}, false) AS _sure
     FROM ({union})))"""
-    return f"CREATE OR REPLACE TEMP TABLE _fast AS {finished_sql(staged)}"
+    return finished_sql(staged)
+
+
+def fast_sql(feeders: list[str], vouch: bool = True, skip: str | None = None) -> str:
+    """Create `_fast` from `staged_sql`; `skip` (a predicate over its rows) leaves out the records a direct
+    insert has stored already (pipeline.py, `DirectRows`)."""
+    rows = staged_sql(feeders, vouch)
+    return f"CREATE OR REPLACE TEMP TABLE _fast AS {f'SELECT * FROM ({rows}) WHERE NOT ({skip})' if skip else rows}"

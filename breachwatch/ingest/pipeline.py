@@ -23,17 +23,18 @@ from typing import Any, BinaryIO
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from breachwatch.contract.catalog import Catalog
 from breachwatch.ingest import compactlane, plainlane
-from breachwatch.ingest.enrich import enrich_batch
-from breachwatch.ingest.fastlane import typed_ok
+from breachwatch.ingest.enrich import NEEDS_CATALOG, enrich_batch
+from breachwatch.ingest.fastlane import staged_sql, typed_feeder_sql, typed_ok
 from breachwatch.ingest.normalize import SourceZone
 from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileRows, chunk_records, chunk_tables,
                                         detect_format, read_source)
 from breachwatch.ingest.validate import validate_batch
-from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, LogUpdate, quarantine_id,
-                                     record_hashes)
+from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, DirectInsert, IdKeys, LogUpdate,
+                                     id_keys, quarantine_id, record_hashes)
 from breachwatch.store.db import arrow_views, sql_views
 
 log = logging.getLogger(__name__)
@@ -236,18 +237,45 @@ class Ingestor:
         # The batch ends at its last piece, not at the last chunk read: that may hold records of the next batch.
         log_update = LogUpdate(self.run_id, self._source, self._chunks[-1][1].last_position, self._log_start, finish)
         plain, split = small_batch(self.con, self._chunks, self.catalog)
+        keys, stored = _direct_keys(self.con, self._chunks, self.writer)
         if plain is not None:
             with arrow_views(self.con, _plain_rows=plain.rows):
                 res = self.writer.commit("_plain_rows", None, self._source, log_update, hashes=plain.hashes)
             records, uncatalogued = plain.rows.num_rows, plain.uncatalogued
+        elif keys is not None:
+            res, records, uncatalogued = self._commit_direct(keys, log_update)
         else:
             with validated(self.con, self._chunks, self.zone, self.catalog, split) as (valid, records,
                                                                                          uncatalogued):
-                res = self.writer.commit(valid, "_bad_rows", self._source, log_update)
+                res = self.writer.commit(valid, "_bad_rows", self._source, log_update, stored=stored)
         self._log_start = None
         self._account(res, records, uncatalogued)
         self._chunks = []
         self._pending = 0
+
+    def _commit_direct(self, keys: IdKeys, log_update: LogUpdate) -> tuple[BatchResult, int, int]:
+        """Commit a batch of rows read in place whose ids are all new (`_direct_keys`): the records the fast
+        lane vouches for (and the catalog need not complete) are inserted straight from the file, and only
+        if that leaves some are the rest validated, in the same transaction (`DirectInsert`). Returns the
+        result, the records handed in and those no catalog route matched."""
+        parts = [(src, c.file_rows) for src, c in self._chunks]
+        schema = _with_position(parts[0][1].schema)
+        vouched = "_sure" + (f" AND NOT ({NEEDS_CATALOG})" if self.catalog else "")
+        records = sum(f.count for _, f in parts)
+        rest_uncatalogued = [0]
+        with contextlib.ExitStack() as later, sql_views(self.con, _direct_in=_file_rows_sql(parts)):
+            def rest() -> tuple[str, str]:
+                valid, _, rest_uncatalogued[0] = later.enter_context(
+                    validated(self.con, self._chunks, self.zone, self.catalog, skip=vouched))
+                return valid, "_bad_rows"
+
+            rows = f"(SELECT * FROM ({staged_sql([typed_feeder_sql(schema, '_direct_in')])}) WHERE {vouched})"
+            try:
+                res = self.writer.commit(None, None, self._source, log_update,
+                                         direct=DirectInsert(rows, records, keys, rest))
+            except duckdb.Error as e:  # rolled back: the rows can be read again to tell damage from a fault
+                raise _unreadable(self.con, self._chunks, ["SELECT * FROM _direct_in"]) or e
+        return res, records, rest_uncatalogued[0]
 
     def commit_staged(self, source: str, batches: list["StagedBatch"], stored: list[str] | None = None
                       ) -> BatchResult:
@@ -384,11 +412,12 @@ def small_batch(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]],
 
 @contextlib.contextmanager
 def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], zone: SourceZone | None,
-              catalog: Catalog | None, split: tuple[pa.Table, pa.Table] | None = None
+              catalog: Catalog | None, split: tuple[pa.Table, pa.Table] | None = None, skip: str | None = None
               ) -> Iterator[tuple[str, int, int]]:
     """Validate one batch of (source, chunk) on `con`; inside the block, yields (the relation of its valid
     rows, the number of records handed in, the access records no catalog route matched) and `_bad_rows`
-    holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one."""
+    holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one.
+    `skip`: the records a direct insert has stored already are left out (`Ingestor._commit_direct`)."""
     text = [(src, c) for src, c in chunks if c.rows and _is_text(c)]
     typed: dict[pa.Schema, list[pa.Table]] = {}
     in_files: dict[pa.Schema, list[tuple[str, FileRows]]] = {}
@@ -423,13 +452,11 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
         try:
             validate_batch(con, zone, "_lines_in" if text_in else None,
                            [(name, t.schema) for name, t in typed_views.items()]
-                           + [(name, schema) for name, (_, schema) in file_views.items()])
-        except duckdb.Error:
-            damage = _damage(con, file_views)
-            if damage is None:
-                raise  # the files read fine: the error is not theirs
-            src, first = next((src, c.file_rows.start) for src, c in chunks if c.file_rows is not None)
-            raise UnreadableInput(src, f"from row {first + 1:,} on", damage, stored_upto=first) from None
+                           + [(name, schema) for name, (_, schema) in file_views.items()], skip=skip)
+        except duckdb.Error as e:
+            if skip is not None:  # inside the direct commit's transaction, which its caller probes after
+                raise
+            raise _unreadable(con, chunks, [sql for sql, _ in file_views.values()]) or e
         valid = "_valid_rows"
         uncatalogued = 0
         if catalog:
@@ -441,17 +468,45 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
         yield valid, records, uncatalogued
 
 
-def _damage(con: duckdb.DuckDBPyConnection, file_views: dict[str, tuple[str, pa.Schema]]) -> Exception | None:
-    """Why the file rows of a batch cannot be read (DuckDB names damage by no exception class of its own:
-    a broken page header is a plain duckdb.Error), or None when every column of them reads."""
-    for sql, _ in file_views.values():
+def _unreadable(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], relations: list[str]
+                ) -> UnreadableInput | None:
+    """After a statement over a batch's file rows (`relations`) failed: the error to raise if those rows
+    cannot be read, else None (the error is not the files'). DuckDB names damage by no exception class
+    of its own (a broken page header is a plain duckdb.Error), so every column of the rows is read again."""
+    for sql in relations:
         try:
             con.sql(sql).to_arrow_table()
         except (duckdb.InterruptException, duckdb.OutOfMemoryException):
             raise
-        except duckdb.Error as e:
-            return e
+        except duckdb.Error as damage:
+            src, first = next((src, c.file_rows.start) for src, c in chunks if c.file_rows is not None)
+            return UnreadableInput(src, f"from row {first + 1:,} on", damage, stored_upto=first)
     return None
+
+
+def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], writer: ChainWriter
+                 ) -> tuple[IdKeys | None, list[str] | None]:
+    """For a batch of rows read in place: (the keys of its event_ids when every one is present, distinct and
+    not stored, so that the batch can be inserted directly; else None, and the stored ones among them when
+    they were looked up). (None, None) for any other batch. Reading the id column alone costs little."""
+    if not chunks or any(c.file_rows is None or not c.rows for _, c in chunks):
+        return None, None
+    schema = chunks[0][1].file_rows.schema
+    if "event_id" not in schema.names or any(c.file_rows.schema != schema for _, c in chunks):
+        return None, None
+    rel = _file_rows_sql([(src, c.file_rows) for src, c in chunks])
+    con.complete()  # a result left unread (fetchone) would refuse the read
+    try:
+        ids = con.sql(f"SELECT event_id FROM ({rel})").to_arrow_table().column(0)
+    except duckdb.Error:
+        return None, None  # unreadable: validation reports it as it does for any batch
+    if ids.null_count or pc.any(pc.equal(ids, "")).as_py():
+        return None, None  # derived ids are known only after validation
+    keys = id_keys(con, ids)
+    if keys.maybe_repeats() and pc.count_distinct(ids).as_py() < len(ids):
+        return None, None
+    stored = writer.lookup_stored(con, ids, keys)
+    return (keys, None) if stored == [] else (None, stored)
 
 
 def _file_rows_sql(parts: list[tuple[str, FileRows]]) -> str:

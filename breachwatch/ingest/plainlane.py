@@ -68,7 +68,7 @@ def _column(table: pa.Table, name: str) -> list:
 
 def _needs_catalog(kinds: list, endpoints: list, subject_ids: list, fields: list) -> list[bool]:
     """Per row: an access with an endpoint but without subject_ids or fields, which the catalog completes
-    (enrich.py's _NEEDS; '' is no endpoint)."""
+    (enrich.py's NEEDS_CATALOG; '' is no endpoint)."""
     return [k == "access" and bool(ep) and (ids is None or f is None)
             for k, ep, ids, f in zip(kinds, endpoints, subject_ids, fields)]
 

@@ -23,12 +23,13 @@ _NO_REJECTS = ("CREATE OR REPLACE TEMP TABLE _bad_rows (quarantine_id VARCHAR, s
 
 
 def validate_batch(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, lines: str | None,
-                   typed: Sequence[tuple[str, pa.Schema]] = (), *, fast: bool = True) -> None:
+                   typed: Sequence[tuple[str, pa.Schema]] = (), *, fast: bool = True, skip: str | None = None) -> None:
     """Create the view `_valid_rows` (Contract 1 columns + `_src`, `_pos`) and `_bad_rows` (quarantine rows).
 
     `lines` names a table of JSON text (`_src`, `_pos`, `line`); each of `typed` a table of typed
     columns (`_src`, `_pos` and Contract 1 columns) with its schema, which `typed_feeder_sql` accepts.
     `fast=False` sends every record through the full validator (the reference the fast lane must match).
+    `skip` leaves out the records a direct insert stored already (`fast_sql`).
     """
     feeders = [json_feeder_sql(lines)] if lines else []
     for name, schema in typed:
@@ -36,7 +37,7 @@ def validate_batch(con: duckdb.DuckDBPyConnection, zone: SourceZone | None, line
         if sql is None:
             raise ValueError(f"{name}: its columns cannot be staged as typed; pass them as JSON text instead")
         feeders.append(sql)
-    con.execute(fast_sql(feeders, vouch=fast))
+    con.execute(fast_sql(feeders, vouch=fast, skip=skip))
     valid = f"SELECT {_NAMES}, _src, _pos FROM _fast WHERE _sure"
     if con.execute("SELECT count(*) FROM _fast WHERE NOT _sure").fetchone()[0]:
         _full_validation(con, zone, typed)

@@ -146,8 +146,9 @@ class ChainWriter:
                                     "ORDER BY seq", [last_seq]).fetchall()
             self.anchor.append([AnchorEntry(s, b, h, str(c), late=True) for s, b, h, c in rows])
 
-    def commit(self, staged: str, rejects: str | None, source: str, log_update: LogUpdate | None = None, *,
-               hashes: pa.Table | None = None, stored: list[str] | None = None) -> BatchResult:
+    def commit(self, staged: str | None, rejects: str | None, source: str, log_update: LogUpdate | None = None, *,
+               hashes: pa.Table | None = None, stored: list[str] | None = None,
+               direct: "DirectInsert | None" = None) -> BatchResult:
         """Insert one batch atomically: new events, conflicts and rejects to quarantine, one chain link.
 
         `staged` names a table with the Contract 1 columns plus `_src` and `_pos`; `rejects` one with
@@ -157,58 +158,41 @@ class ChainWriter:
         it, the batch is digested by column after its insert), and `stored` (every event_id of the batch that is
         already stored, when the caller knows them all) the lookup of its ids. `hashes` may also carry each
         id's key (`_key`, as `id_keys` gives it), worked out where the batch was validated.
+
+        `direct` (with `staged` and `rejects` None): a batch known to hold only new, distinct ids, inserted
+        straight from its source (see `DirectInsert`).
         """
         con = self.con
         res = BatchResult()
         batch_id = self.batch_id + 1
-        registered = False
+        classified: str | None = None  # the staged rows with their fate, when some needed classifying
         con.execute("BEGIN")
         try:
             # A batch hashed before its commit keeps the record digest; one this writer reads itself is
             # digested by column after its insert, so only its ids are read here.
             columnar = hashes is None
-            if hashes is None:
-                hashes = con.sql(f"SELECT event_id FROM {staged}").to_arrow_table()
-            ids = hashes.column("event_id")
-            # The batch's id keys (`id_keys`); given when worked out where the batch was validated.
-            keys = (IdKeys.of(hashes.column("_key").to_numpy()) if "_key" in hashes.column_names
-                    else id_keys(con, ids))
-            # Repeated ids are rare: only then is a window needed. Equal ids have equal keys, so distinct
-            # sorted keys rule repeats out without counting distinct strings.
-            repeats = keys.maybe_repeats() and pc.count_distinct(ids).as_py() < hashes.num_rows
-            if stored is None:
-                stored = self._stored(con, ids, keys)
-            stored_rows = _find_stored(con, staged, stored)
-            res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
-            if not stored_rows and not repeats:
-                # The common case: every staged row is new, so nothing needs classifying.
-                res.loaded = hashes.num_rows
-                classified = f"(SELECT *, 'new' AS _status, NULL::BIGINT AS _prev_batch FROM {staged})"
-                if res.loaded:
-                    con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_COLS}, {batch_id} FROM {staged}")
+            if direct is not None:
+                keys = direct.keys
+                res.loaded = _insert_new(con, direct.rows, batch_id)
+                if res.loaded < direct.records:  # records the direct insert left: validated now, all new too
+                    staged, rejects = direct.rest()
+                    res.loaded += _insert_new(con, staged, batch_id)
             else:
-                if "_rh" not in hashes.column_names:  # duplicate or conflict: record hashes tell
-                    hashes = record_hashes(con, staged)
-                con.register("_hashes", hashes)
-                registered = True
-                classified = _classify(con, staged, stored_rows, repeats)
-                counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1").fetchall())
-                res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
-                                                             counts.get("conflict", 0))
-                con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
-                            f"FROM {classified} s WHERE _status = 'new'")
+                keys, classified, hashes = self._insert_staged(staged, hashes, stored, batch_id, res)
+            res.rejects = con.execute(f"SELECT count(*) FROM {rejects}").fetchall()[0][0] if rejects else 0
             if res.rejects or res.conflicts:  # most batches quarantine nothing: two statements saved
-                con.execute(f"""
-                    INSERT INTO quarantine
-                    SELECT r.*, {batch_id} FROM (
-                        SELECT * FROM {rejects or _NO_REJECTS}
+                conflicts = f"""
                         UNION ALL
                         SELECT {quarantine_id_sql(canonical_record_sql('s'))},
                                _src, _pos, 'conflict',
                                'event_id ' || event_id || ' is already stored with different content' ||
                                coalesce(' (batch ' || _prev_batch || ')', ' (earlier in this batch)'),
                                {canonical_record_sql('s')}, event_id
-                        FROM {classified} s WHERE _status = 'conflict'
+                        FROM {classified} s WHERE _status = 'conflict'""" if res.conflicts else ""
+                con.execute(f"""
+                    INSERT INTO quarantine
+                    SELECT r.*, {batch_id} FROM (
+                        SELECT * FROM {rejects or _NO_REJECTS}{conflicts}
                     ) r ANTI JOIN quarantine q ON q.quarantine_id = r.quarantine_id""")
                 res.reasons = dict(con.execute("SELECT reason, count(*) FROM quarantine WHERE batch_id = ? "
                                                "GROUP BY 1", [batch_id]).fetchall())
@@ -224,7 +208,7 @@ class ChainWriter:
                     # The staged hashes are the stored rows' hashes (SHA-256 of the same canonical text of
                     # the same values); verify recomputes them from the stored columns with the same helper.
                     # When every staged row is new (the common case) their hashes are already at hand.
-                    new_hashes = (hashes.column("_rh") if res.loaded == hashes.num_rows
+                    new_hashes = (hashes.column("_rh") if classified is None
                                   else f"SELECT _rh AS h FROM {classified} WHERE _status = 'new'")
                     digest = batch_digest(con, batch_id, new_hashes, has_quarantine=res.quarantined > 0)
                 seq = self.seq + 1
@@ -239,7 +223,7 @@ class ChainWriter:
             raise
         finally:
             con.complete()
-            if registered:
+            if classified is not None:  # `_insert_staged` registered the batch's record hashes to classify it
                 con.unregister("_hashes")
         if entry is not None:
             self.seq, self.batch_id, self.head = entry.seq, batch_id, entry.head
@@ -252,6 +236,46 @@ class ChainWriter:
             # Every id of a committed batch is stored now (new ones inserted, the rest were already).
             self._ids.add(keys.sorted, self.seq)
         return res
+
+    def _insert_staged(self, staged: str, hashes: pa.Table | None, stored: list[str] | None, batch_id: int,
+                       res: BatchResult) -> tuple["IdKeys", str | None, pa.Table]:
+        """Insert the new rows of `staged` (see `commit`), counting them and the duplicates and conflicts in
+        `res`. Returns the batch's id keys, the classified relation when some rows needed classifying (else
+        None: all were new), and the hashes (or ids) the commit read."""
+        con = self.con
+        if hashes is None:
+            hashes = con.sql(f"SELECT event_id FROM {staged}").to_arrow_table()
+        ids = hashes.column("event_id")
+        # The batch's id keys (`id_keys`); given when worked out where the batch was validated.
+        keys = (IdKeys.of(hashes.column("_key").to_numpy()) if "_key" in hashes.column_names
+                else id_keys(con, ids))
+        # Repeated ids are rare: only then is a window needed. Equal ids have equal keys, so distinct
+        # sorted keys rule repeats out without counting distinct strings.
+        repeats = keys.maybe_repeats() and pc.count_distinct(ids).as_py() < hashes.num_rows
+        if stored is None:
+            stored = self.lookup_stored(con, ids, keys)
+        stored_rows = _find_stored(con, staged, stored)
+        if not stored_rows and not repeats:
+            # The common case: every staged row is new, so nothing needs classifying.
+            res.loaded = hashes.num_rows
+            if res.loaded:
+                _insert_new(con, staged, batch_id)
+            return keys, None, hashes
+        if "_rh" not in hashes.column_names:  # duplicate or conflict: record hashes tell
+            hashes = record_hashes(con, staged)
+        con.register("_hashes", hashes)  # the commit unregisters it once it has the classified relation
+        try:
+            classified = _classify(con, staged, stored_rows, repeats)
+            counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1").fetchall())
+            res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
+                                                         counts.get("conflict", 0))
+            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
+                        f"FROM {classified} s WHERE _status = 'new'")
+        except BaseException:
+            con.complete()
+            con.unregister("_hashes")
+            raise
+        return keys, classified, hashes
 
     @property
     def keeps_stored_ids(self) -> bool:
@@ -275,7 +299,7 @@ class ChainWriter:
         never changed afterwards, so other threads may read them while this writer goes on."""
         return self._ids.runs if self._ids is not None and self._ids.seq == self.seq else None
 
-    def _stored(self, con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, keys: "IdKeys") -> list[str] | None:
+    def lookup_stored(self, con: duckdb.DuckDBPyConnection, ids: pa.ChunkedArray, keys: "IdKeys") -> list[str] | None:
         """Which of a batch's `ids` (with their `keys`) are stored, through the writer's `StoredIds` (built by
         its first lookup, rebuilt when another writer committed meanwhile); None when the store is too big
         to keep them, and the commit joins the batch against every stored id instead."""
@@ -461,6 +485,28 @@ def _classify(con: duckdb.DuckDBPyConnection, staged: str, stored: bool, repeats
           x.batch_id AS _prev_batch
         FROM ({in_batch}) s
         LEFT JOIN {existing} x ON x.event_id = s.event_id)"""
+
+
+@dataclass
+class DirectInsert:
+    """A batch whose every event_id is known, before its commit, to be new and distinct (none empty, none
+    repeated, none stored), so its records need no classifying: the commit inserts those validation vouches
+    for straight from their source (`rows`, a relation of Contract 1 columns read and checked by the insert
+    itself), and only when that leaves some of its `records` calls `rest()` for the relations of the other
+    valid records (all new as well) and of its quarantine rows. Staging the whole batch first cost as much
+    as the insert's own reading (docs/BENCHMARKS.md)."""
+    rows: str
+    records: int
+    keys: "IdKeys"  # of every id of the batch, quarantined ones too: a stored key only ever costs a lookup
+    rest: Callable[[], tuple[str | None, str | None]]
+
+
+def _insert_new(con: duckdb.DuckDBPyConnection, rows: str | None, batch_id: int) -> int:
+    """Insert `rows` (Contract 1 columns, all new) as events of `batch_id`; returns how many."""
+    if rows is None:
+        return 0
+    return int(con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_COLS}, {batch_id} FROM {rows}")
+               .fetchall()[0][0])
 
 
 def _record_log(con: duckdb.DuckDBPyConnection, log: LogUpdate, res: BatchResult) -> None:

@@ -1,8 +1,9 @@
-"""Parquet files are read in place: DuckDB reads each batch's rows straight from the file at validation.
+"""Parquet files are read in place: DuckDB reads each batch's rows straight from the file at validation,
+and a batch whose ids are all new is inserted straight from the file (the direct lane).
 
-That lane must store exactly what the typed Arrow lane stores from the same rows (values, duplicates,
-conflicts, quarantine rows and their positions), and a file it cannot decode must stop with a clear
-error that keeps everything read before the damage.
+Both must store exactly what the typed Arrow lane stores from the same rows (values, duplicates,
+conflicts, quarantine rows and their positions, what the catalog completes), and a file that cannot be
+decoded must stop with a clear error that keeps everything read before the damage.
 """
 from __future__ import annotations
 
@@ -14,10 +15,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from breachwatch.contract.catalog import load_catalog
 from breachwatch.contract.event import FIELD_NAMES
 from breachwatch.ingest import readers
 from breachwatch.ingest.pipeline import UnreadableInput, ingest_paths, ingest_tables
 from breachwatch.ingest.readers import read_source, typed_as_json
+from breachwatch.store import chain
 from breachwatch.store.db import connect
 from tests.conftest import BIN, event, typed_table
 
@@ -62,6 +65,64 @@ def test_rows_read_in_place_store_what_the_arrow_lane_stores(tmp_path, monkeypat
     assert len(events) == 60 - 6 - 1 - 2  # an event without an id is stored with a derived one
 
 
+def _direct_commits(monkeypatch) -> list[bool]:
+    """Record, per commit, whether it went through the direct lane."""
+    seen: list[bool] = []
+    commit = chain.ChainWriter.commit
+
+    def spy(self, *args, **kwargs):
+        seen.append(kwargs.get("direct") is not None)
+        return commit(self, *args, **kwargs)
+    monkeypatch.setattr(chain.ChainWriter, "commit", spy)
+    return seen
+
+
+def test_the_direct_lane_stores_what_the_arrow_lane_stores(tmp_path, monkeypatch):
+    """Batches of new ids go straight from the file, with their bad records and the records the catalog
+    completes validated in the same transaction; a batch with a stored, repeated or missing id does not."""
+    rows = [event(i) for i in range(40)]
+    for i in (1, 6, 13):
+        rows[i] = {**rows[i], "subject_ids": None, "fields": None, "endpoint": "GET /api/me/addresses"}
+    for i in (4, 14):
+        rows[i] = {**rows[i], "endpoint": "GET /nowhere", "subject_ids": None}  # no route: uncatalogued
+    rows[8] = {**rows[8], "kind": "teleport"}
+    rows[17] = {**rows[17], "time": "soon"}
+    rows[25] = dict(rows[3])  # stored by the first batch: its batch is classified
+    rows[33] = {**rows[33], "event_id": ""}  # derived: its batch is classified
+    table = typed_table(rows)
+    f = tmp_path / "in.parquet"
+    pq.write_table(table, f, row_group_size=7)
+    catalog = load_catalog()
+    direct = _direct_commits(monkeypatch)
+    in_place = _ingest(tmp_path, "in_place", lambda con, p: ingest_paths(con, p, [str(f)], batch_size=10,
+                                                                         catalog=catalog))
+    assert direct == [True, True, False, False]
+    monkeypatch.undo()
+    arrow = _ingest(tmp_path, "arrow", lambda con, p: ingest_tables(con, [table], "arrow", db_path=p, batch_size=10,
+                                                                    catalog=catalog))
+    assert in_place == arrow
+    summary, events, bad = in_place
+    assert summary["uncatalogued_access_events"] == 2 and summary["duplicates"] == 1
+    assert sorted(r for _, r, *_ in bad) == ["bad_timestamp", "unknown_kind"]
+    filled = [e for e in events if e[FIELD_NAMES.index("event_id")] in ("e1", "e6", "e13")]
+    assert [e[FIELD_NAMES.index("subject_ids")] for e in filled] == [["100001"], ["100006"], ["100013"]]
+
+
+def test_a_clean_file_goes_through_the_direct_lane_and_verifies(tmp_path, monkeypatch):
+    f = tmp_path / "clean.parquet"
+    pq.write_table(typed_table([event(i) for i in range(50)]), f, row_group_size=16)
+    direct = _direct_commits(monkeypatch)
+    path = str(tmp_path / "s.duckdb")
+    con = connect(path)
+    assert ingest_paths(con, path, [str(f)], batch_size=20).loaded == 50
+    assert direct == [True, True, True]
+    assert ingest_paths(con, path, [str(f)], batch_size=20).duplicates == 50  # again: all stored, classified
+    assert direct[3:] == [False, False, False]
+    from breachwatch.store.chain import verify
+    assert verify(con, path).ok
+    con.close()
+
+
 def test_rows_in_a_file_give_their_json_text(tmp_path):
     """What a server client sends for rows read in place: the same text as for the rows in memory."""
     table = _rows()
@@ -73,11 +134,13 @@ def test_rows_in_a_file_give_their_json_text(tmp_path):
     assert chunks[0].slice(10, 5, [], 15).lines.to_pylist() == typed_as_json(table.slice(10, 5)).to_pylist()
 
 
-def _damaged(tmp_path, row_group: int) -> tuple[str, int]:
-    """A Parquet file of 1,000 events in row groups of 100, whose `row_group`-th group has a broken page."""
+def _damaged(tmp_path, row_group: int, column: int = 0) -> tuple[str, int]:
+    """A Parquet file of 1,000 events in row groups of 100, whose `row_group`-th group has a broken page in
+    its `column`-th column (0: event_id, which the direct lane reads first; 2: kind, which only its insert
+    reads)."""
     f = tmp_path / "damaged.parquet"
     pq.write_table(typed_table([event(i) for i in range(1000)]), f, row_group_size=100, compression="snappy")
-    col = pq.ParquetFile(f).metadata.row_group(row_group).column(0)
+    col = pq.ParquetFile(f).metadata.row_group(row_group).column(column)
     data = bytearray(f.read_bytes())
     for i in range(col.data_page_offset, col.data_page_offset + 8):
         data[i] ^= 0xFF  # the page header: neither DuckDB nor pyarrow can decode the page
@@ -85,12 +148,12 @@ def _damaged(tmp_path, row_group: int) -> tuple[str, int]:
     return str(f), row_group * 100
 
 
-@pytest.mark.parametrize("gzipped", [False, True])
-def test_a_damaged_parquet_file_stops_with_a_clear_error_and_keeps_what_was_read(store, tmp_path, gzipped,
+@pytest.mark.parametrize("gzipped,column", [(False, 0), (False, 2), (True, 0)])
+def test_a_damaged_parquet_file_stops_with_a_clear_error_and_keeps_what_was_read(store, tmp_path, gzipped, column,
                                                                                   monkeypatch):
     con, path = store
     monkeypatch.setattr(readers, "ROWS_PER_CHUNK", 100)  # pyarrow reads as many row groups as a chunk needs
-    f, first_bad = _damaged(tmp_path, 5)
+    f, first_bad = _damaged(tmp_path, 5, column)
     if gzipped:  # read through a decompressed copy, by pyarrow
         with open(f, "rb") as src, gzip.open(f + ".gz", "wb") as out:
             shutil.copyfileobj(src, out)

@@ -77,7 +77,7 @@ def test_a_commit_by_another_writer_is_not_missed(tmp_path, make_event):
     # The first writer's chain head is stale too; only the id lookup is checked here.
     ids = [f"e{i}" for i in range(BIG - 10, BIG + 2 * BIG)]
     keys = chain.id_keys(con, pa.chunked_array([pa.array(ids)]))
-    found = one.writer._stored(con, pa.chunked_array([pa.array(ids)]), keys)
+    found = one.writer.lookup_stored(con, pa.chunked_array([pa.array(ids)]), keys)
     assert sorted(found) == sorted(f"e{i}" for i in range(BIG - 10, BIG + 50))
     con.close()
 
