@@ -39,6 +39,7 @@ from typing import Any, Iterator
 import duckdb
 import pyarrow.parquet as pq
 
+from breachwatch.contract.catalog import load_catalog
 from breachwatch.contract.event import FIELDS, canonical_record_sql
 from breachwatch.ingest.pipeline import DEFAULT_BATCH, Ingestor, ingest_paths
 from breachwatch.server.bodies import parse_body
@@ -174,7 +175,8 @@ def breachwatch_load(path: Path, commits: int = 0, commit_size: int = 100, event
     if event_index:
         con.execute("CREATE INDEX events_event_id ON events (event_id)")
     t, c = time.perf_counter(), cpu_s()
-    summary = ingest_paths(con, db, [str(path)], batch_size=batch_size).as_dict()
+    # With the built-in catalog, as `breachwatch ingest` runs when given none.
+    summary = ingest_paths(con, db, [str(path)], batch_size=batch_size, catalog=load_catalog()).as_dict()
     dt = time.perf_counter() - t, cpu_s() - c
     # The index is buffer-managed: this is what it holds in memory right after the load (evictable).
     summary["art_index_memory_mb"] = round(con.execute(
