@@ -16,7 +16,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,8 +30,8 @@ from breachwatch.ingest import compactlane, plainlane
 from breachwatch.ingest.enrich import NEEDS_CATALOG, enrich_batch
 from breachwatch.ingest.fastlane import staged_sql, typed_feeder_sql, typed_ok
 from breachwatch.ingest.normalize import SourceZone
-from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileRows, chunk_records, chunk_tables,
-                                        detect_format, read_source)
+from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileChanged, FileRows, chunk_records,
+                                        chunk_tables, detect_format, read_source)
 from breachwatch.ingest.validate import validate_batch
 from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, DirectInsert, IdKeys, LogUpdate,
                                      id_keys, quarantine_id, record_hashes)
@@ -91,10 +91,10 @@ class UnreadableInput(InputError):
     """Input that cannot be decoded at all past some point; what was read before it is stored. `stored_upto`:
     the last record stored when the batch in flight was lost with the damage (None: none was)."""
 
-    def __init__(self, source: str, where: str, e: BaseException, stored_upto: int | None = None) -> None:
+    def __init__(self, source: str, where: str, e: BaseException, stored_upto: int | None = None,
+                 fix: str = "repair or re-export the file and ingest it again") -> None:
         super().__init__(f"{source}: cannot be read {where} ({str(e).strip()}). Everything before that point is "
-                         "stored. Fix: repair or re-export the file and ingest it again; what is already stored "
-                         "is skipped as duplicates.")
+                         f"stored. Fix: {fix}; what is already stored is skipped as duplicates.")
         self.stored_upto = stored_upto
 
 
@@ -517,9 +517,16 @@ def _file_rows_sql(parts: list[tuple[str, FileRows]]) -> str:
         if merged and merged[-1][0] == src:
             last = merged[-1][1]
             if last.path == f.path and last.start + last.count == f.start:
-                merged[-1] = (src, FileRows(f.path, last.start, last.count + f.count, f.schema))
+                merged[-1] = (src, replace(last, count=last.count + f.count))
                 continue
         merged.append((src, f))
+    for src, f in merged:
+        try:
+            f.check()
+        except FileChanged as e:
+            raise UnreadableInput(src, f"from row {merged[0][1].start + 1:,} on", e, stored_upto=merged[0][1].start,
+                                  fix="ingest a copy that nothing writes to, or wait until its writer is done, "
+                                      "and run again") from None
     return " UNION ALL ".join(f.select_sql(src) for src, f in merged)
 
 

@@ -16,7 +16,7 @@ import shutil
 import tempfile
 import zlib
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -47,6 +47,15 @@ class FileRows:
     start: int
     count: int
     schema: pa.Schema
+    stamp: tuple[int, int, int] = (0, 0, 0)  # `file_stamp` when the reader opened the file
+
+    def check(self) -> None:
+        """Raise FileChanged if the file is no longer the one the reader opened: its rows are read only when
+        their batch is validated, and a file replaced or rewritten meanwhile (an export run again under
+        the same name) would mix two files' rows."""
+        if file_stamp(self.path) != self.stamp:
+            raise FileChanged("the file changed while it was being read: its size or modification time is not "
+                              "what it was when ingest opened it")
 
     def select_sql(self, source: str) -> str:
         """The rows, numbered by line like every reader's records (`_src` = `source`, `_pos`), as SQL."""
@@ -59,12 +68,23 @@ class FileRows:
         """The rows as an Arrow table (for their JSON text): read the same way validation reads them."""
         import duckdb
 
+        self.check()
         con = duckdb.connect()
         try:
             con.execute("SET TimeZone = 'UTC'")
             return con.sql(f"SELECT * EXCLUDE (_src, _pos) FROM ({self.select_sql('')})").to_arrow_table()
         finally:
             con.close()
+
+
+class FileChanged(OSError):
+    """A file read in place changed after the reader opened it (`FileRows.check`)."""
+
+
+def file_stamp(path: str) -> tuple[int, int, int]:
+    """What tells one version of a file from another: its inode, size and modification time."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def _sql_text(text: str) -> str:
@@ -120,8 +140,8 @@ class Chunk:
         if self.typed is not None:
             return Chunk(None, positions, rejects, last_position, self.bytes_read, typed=self.typed.slice(start, n))
         f = self.file_rows
-        return Chunk(None, positions, rejects, last_position, self.bytes_read,  # type: ignore[union-attr]
-                     file_rows=FileRows(f.path, f.start + start, n, f.schema))  # type: ignore[union-attr]
+        return Chunk(None, positions, rejects, last_position, self.bytes_read,
+                     file_rows=replace(f, start=f.start + start, count=n))  # type: ignore[arg-type, union-attr]
 
 
 def typed_as_json(table: pa.Table) -> pa.Array:
@@ -433,13 +453,14 @@ def read_parquet(path: str, rows: int | None = None, in_place: bool = False) -> 
     import pyarrow.parquet as pq
 
     rows = rows or ROWS_PER_CHUNK
+    stamp = file_stamp(path)
     pf = pq.ParquetFile(path)
     if in_place and typed_ok(pf.schema_arrow):
-        total, size = pf.metadata.num_rows, os.path.getsize(path)
+        total, size = pf.metadata.num_rows, stamp[1]
         for start in range(0, total, rows):
             n = min(rows, total - start)
             yield Chunk(None, pa.array(np.arange(start + 1, start + n + 1, dtype=np.int64)), [], start + n,
-                        size * (start + n) // total, file_rows=FileRows(path, start, n, pf.schema_arrow))
+                        size * (start + n) // total, file_rows=FileRows(path, start, n, pf.schema_arrow, stamp))
         return
     # One thread: on 2 shared cores, pyarrow's decoding threads cost more CPU (0.37 against 0.22 s per
     # 200,000 rows) and were no faster (docs/BENCHMARKS.md).

@@ -178,3 +178,21 @@ def test_the_cli_names_a_damaged_file_and_exits_2(tmp_path):
                        capture_output=True, text=True, timeout=120)
     assert r.returncode == 2 and r.stdout == ""
     assert f"{f}: cannot be read from row 1 on" in " ".join(r.stderr.split())
+
+
+def test_a_file_rewritten_during_its_ingest_stops_it_rather_than_mixing_two_files(store, tmp_path):
+    """Rows are read when their batch is validated: a file exported again under the same name meanwhile
+    must not lend its rows to the batches still to come."""
+    con, path = store
+    f = tmp_path / "export.parquet"
+    pq.write_table(typed_table([event(i) for i in range(100)]), f, row_group_size=10)
+
+    def rewrite(summary) -> None:
+        if summary.batches == 1:
+            pq.write_table(typed_table([event(i, kind="login") for i in range(500, 600)]), f, row_group_size=10)
+
+    with pytest.raises(UnreadableInput) as e:
+        ingest_paths(con, path, [str(f)], batch_size=30, on_batch=rewrite)
+    assert "changed while it was being read" in str(e.value) and "from row 31 on" in str(e.value)
+    assert con.execute("SELECT count(*), min(event_id), max(event_id) FROM events").fetchone() == (30, "e0", "e9")
+    assert con.execute("SELECT status, records FROM ingest_log").fetchall() == [("failed", 30)]
