@@ -42,7 +42,7 @@ from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_v
 from breachwatch.detect.config import fmt_window
 from breachwatch.detect.context import RunContext, allowlist_sql, networks_sql
 from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
-from breachwatch.detect.entities import LABEL, entity_rows_sql
+from breachwatch.detect.entities import LABEL, VALUE_COLUMNS, entity_rows_sql
 from breachwatch.store.db import arrow_views
 
 NAME = "enumeration"
@@ -163,10 +163,12 @@ def _batch_reads(ctx: RunContext, d: dict) -> str | None:
 def _authfail_points(ctx: RunContext, d: dict) -> None:
     """Failed logins: each entity's distinct accounts tried (an unknown account counts each time)."""
     con = ctx.con
+    # The failed logins first, once: each entity type's rows then read those few, not the whole segment.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _en_failed AS
+        SELECT seq, time, event_id, {', '.join(VALUE_COLUMNS)} FROM _seg WHERE kind = 'login_failed'""")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _en_fail AS
-        {entity_rows_sql("_seg", d["authfail_entities"],
-                         "seq, time, coalesce(principal_id, 'unknown:' || event_id) AS account",
-                         "kind = 'login_failed'")}""")
+        {entity_rows_sql("_en_failed", d["authfail_entities"],
+                         "seq, time, coalesce(principal_id, 'unknown:' || event_id) AS account")}""")
     ctx.register_entities("_en_fail")
     first_new(con, metric="authfail", pairs="_en_fail", key="account", out="_en_failfirst")
     ctx.count((_counter(d, "authfail"), "SELECT ek, time, seq, 1.0 AS w FROM _en_failfirst"))
