@@ -47,7 +47,7 @@ class FileRows:
     start: int
     count: int
     schema: pa.Schema
-    stamp: tuple[int, int, int] = (0, 0, 0)  # `file_stamp` when the reader opened the file
+    stamp: tuple[int, int, int]  # `file_stamp` when the reader opened the file
 
     def check(self) -> None:
         """Raise FileChanged if the file is no longer the one the reader opened: its rows are read only when
