@@ -34,7 +34,7 @@ from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileChanged, Fi
                                         chunk_tables, detect_format, read_source)
 from breachwatch.ingest.validate import validate_batch
 from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, DirectInsert, IdKeys, LogUpdate,
-                                     id_keys, quarantine_id, record_hashes)
+                                     id_keys, quarantine_id, record_hashes, stored_ids)
 from breachwatch.store.db import arrow_views, sql_views
 
 log = logging.getLogger(__name__)
@@ -506,7 +506,9 @@ def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]]
     if keys.maybe_repeats() and pc.count_distinct(ids).as_py() < len(ids):
         return None, None
     stored = writer.lookup_stored(con, ids, keys)
-    return (keys, None) if stored == [] else (None, stored)
+    if stored is None:  # too many stored ids to keep their keys: these ids joined against them, once
+        stored = stored_ids(con, ids)
+    return (keys, None) if not stored else (None, stored)
 
 
 def _file_rows_sql(parts: list[tuple[str, FileRows]]) -> str:

@@ -108,7 +108,12 @@ def test_the_direct_lane_stores_what_the_arrow_lane_stores(tmp_path, monkeypatch
     assert [e[FIELD_NAMES.index("subject_ids")] for e in filled] == [["100001"], ["100006"], ["100013"]]
 
 
-def test_a_clean_file_goes_through_the_direct_lane_and_verifies(tmp_path, monkeypatch):
+@pytest.mark.parametrize("keys_kept", [True, False])
+def test_a_clean_file_goes_through_the_direct_lane_and_verifies(tmp_path, monkeypatch, keys_kept):
+    """Also in a store too big for the writer to keep its ids' keys, whose batches join their ids against
+    the stored ones instead."""
+    if not keys_kept:
+        monkeypatch.setattr(chain, "STORED_IDS_MAX", -1)
     f = tmp_path / "clean.parquet"
     pq.write_table(typed_table([event(i) for i in range(50)]), f, row_group_size=16)
     direct = _direct_commits(monkeypatch)
