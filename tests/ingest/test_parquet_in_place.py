@@ -22,7 +22,7 @@ from breachwatch.ingest.pipeline import UnreadableInput, ingest_paths, ingest_ta
 from breachwatch.ingest.readers import read_source, typed_as_json
 from breachwatch.store import chain
 from breachwatch.store.db import connect
-from tests.conftest import BIN, event, typed_table
+from conftest import BIN, event, typed_table
 
 BAD = {3: {"kind": "teleport"}, 7: {"time": None}, 12: {"time": "soon"}, 18: {"subject_ids": ["a", None]},
        25: {"time": "1980-01-01T00:00:00Z"}, 31: {"src_country": "Korea"}, 40: {"event_id": None}}
