@@ -35,14 +35,13 @@ from breachwatch.ingest.readers import (DEFAULT_MAX_LINE, Chunk, FileChanged, Fi
 from breachwatch.ingest.validate import validate_batch
 from breachwatch.store.chain import (QUARANTINE_SCHEMA, BatchResult, ChainWriter, DirectInsert, IdKeys, LogUpdate,
                                      id_keys, quarantine_id, record_hashes, stored_ids)
-from breachwatch.store.db import arrow_views, sql_views
+from breachwatch.store.db import ROW_GROUP_ROWS, arrow_views, sql_views
 
 log = logging.getLogger(__name__)
-# DuckDB stores a table in row groups of 122,880 rows, and an INSERT of a whole number of them is the
-# cheap one: 2 million rows inserted in batches of 245,760 took 6-7 s, in batches of 200,000 (or of
-# 245,759, or of one row group) 10-13 s (docs/BENCHMARKS.md). So a batch is two row groups: every batch
-# of a clean file but its last inserts the cheap way.
-ROW_GROUP_ROWS = 122_880
+# DuckDB stores a table in row groups of ROW_GROUP_ROWS (122,880) rows, and an INSERT of a whole number of
+# them is the cheap one: 2 million rows inserted in batches of 245,760 took 6-7 s, in batches of 200,000
+# (or of 245,759, or of one row group) 10-13 s (docs/BENCHMARKS.md). So a batch is two row groups: every
+# batch of a clean file but its last inserts the cheap way.
 DEFAULT_BATCH = 2 * ROW_GROUP_ROWS
 _LINES_SCHEMA = pa.schema([("_src", pa.string()), ("_pos", pa.int64()), ("line", pa.large_string())])
 
@@ -386,10 +385,20 @@ def _is_text(c: Chunk) -> bool:
 
 
 def _lines_table(chunks: list[tuple[str, Chunk]]) -> pa.Table:
-    return pa.Table.from_batches([
+    # One Arrow chunk, not one per reader block (see `_one_chunk`).
+    return _one_chunk(pa.Table.from_batches([
         pa.RecordBatch.from_arrays([pa.array([src] * len(c.lines), pa.string()), c.positions, c.lines],
                                    schema=_LINES_SCHEMA)
-        for src, c in chunks], schema=_LINES_SCHEMA)
+        for src, c in chunks], schema=_LINES_SCHEMA))
+
+
+def _one_chunk(table: pa.Table) -> pa.Table:
+    """`table` as a single Arrow chunk. DuckDB stages a batch (`_fast`) from each Arrow chunk in parallel
+    and the insert keeps that layout: a batch handed over in its reader's blocks (8 MB of NDJSON, 50,000
+    Parquet or Arrow rows) became row groups of odd sizes, which every checkpoint then rewrote whole (2.0 s
+    and half the store file per 2 million NDJSON events, docs/BENCHMARKS.md). One chunk gives whole row
+    groups; the copy costs far less."""
+    return table.combine_chunks() if any(col.num_chunks > 1 for col in table.columns) else table
 
 
 def small_batch(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]],
@@ -430,7 +439,7 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
         typed.setdefault(c.typed.schema, []).append(
             c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos", c.positions))
     lines = _lines_table(text)
-    typed_views = {f"_typed_in{k}": pa.concat_tables(ts) for k, ts in enumerate(typed.values())}
+    typed_views = {f"_typed_in{k}": _one_chunk(pa.concat_tables(ts)) for k, ts in enumerate(typed.values())}
     file_views = {f"_file_in{k}": (_file_rows_sql(parts), _with_position(schema))
                   for k, (schema, parts) in enumerate(in_files.items())}
     if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
@@ -547,7 +556,7 @@ def ingest_sources(con: duckdb.DuckDBPyConnection, db_path: str, sources: list[S
                    anchor_path=anchor_path, on_batch=on_batch)
     for src in sources:
         report = (lambda n, s=src: progress(s.name, n, s.size)) if progress else None
-        ing.feed(src.name, src.fmt, read_source(src.path, src.fmt, src.stream, max_line), report)
+        ing.feed(src.name, src.fmt, read_source(src.path, src.fmt, src.stream, max_line, batch_size), report)
     return ing.summary
 
 

@@ -27,7 +27,7 @@ import pyarrow as pa
 from breachwatch.contract.event import FIELD_BY_NAME
 from breachwatch.ingest.fastlane import json_text_sql, typed_ok
 from breachwatch.ingest.normalize import Rejected
-from breachwatch.store.db import arrow_views
+from breachwatch.store.db import ROW_GROUP_ROWS, arrow_views
 
 DEFAULT_MAX_LINE = 1 << 20  # 1 MiB: longer lines are quarantined, never read whole into memory
 RAW_KEEP = 4096  # how much of an oversized line is kept as evidence
@@ -455,7 +455,7 @@ def read_parquet(path: str, rows: int | None = None, in_place: bool = False) -> 
     rows = rows or ROWS_PER_CHUNK
     stamp = file_stamp(path)
     pf = pq.ParquetFile(path)
-    if in_place and typed_ok(pf.schema_arrow):
+    if in_place and typed_ok(pf.schema_arrow) and _whole_row_groups(pf):
         total, size = pf.metadata.num_rows, stamp[1]
         for start in range(0, total, rows):
             n = min(rows, total - start)
@@ -467,6 +467,17 @@ def read_parquet(path: str, rows: int | None = None, in_place: bool = False) -> 
     yield from chunk_tables(pf.iter_batches(batch_size=rows, use_threads=False))
 
 
+def _whole_row_groups(pf: Any) -> bool:
+    """Whether a Parquet file's row groups (all but its last) are DuckDB's own (`ROW_GROUP_ROWS`), as DuckDB
+    and the simulator write them. Only then is reading it in place the cheap way: a batch's row range is
+    read by its whole row groups, so bigger groups are decoded once per batch they hold (2 million events
+    in row groups of a million rows, the pyarrow default: 7.6 s against 4.8 s), and groups of other sizes
+    are inserted as partial row groups that the next checkpoint rewrites (1.5-2.0 s more per 2 million
+    events, docs/BENCHMARKS.md)."""
+    md = pf.metadata
+    return all(md.row_group(i).num_rows == ROW_GROUP_ROWS for i in range(md.num_row_groups - 1))
+
+
 def _decompressed_copy(src: BinaryIO) -> str:
     """Parquet needs random access: a gzipped file or a stream is copied to a temp file first."""
     fd, tmp = tempfile.mkstemp(suffix=".parquet")
@@ -476,11 +487,13 @@ def _decompressed_copy(src: BinaryIO) -> str:
 
 
 def read_source(path: Path | None, fmt: str, stream: BinaryIO | None = None,
-                max_line: int = DEFAULT_MAX_LINE) -> Iterator[Chunk]:
-    """Read one file (or a byte stream when `path` is None) in the given format."""
+                max_line: int = DEFAULT_MAX_LINE, batch_rows: int | None = None) -> Iterator[Chunk]:
+    """Read one file (or a byte stream when `path` is None) in the given format. `batch_rows`: the records
+    per batch it is read for; a Parquet file is read in place only for batches of at least one of its row
+    groups (smaller ones would each decode the whole group they fall in)."""
     if fmt == "parquet":
         if path is not None and not str(path).lower().endswith(".gz"):
-            yield from read_parquet(str(path), in_place=True)
+            yield from read_parquet(str(path), in_place=batch_rows is None or batch_rows >= ROW_GROUP_ROWS)
             return
         src = stream if stream is not None else open(path, "rb")  # type: ignore[arg-type]
         tmp = _decompressed_copy(src)

@@ -94,7 +94,7 @@ class FolderWatcher:
     def _ingest(ing: Ingestor, path: Path, fmt: str) -> dict[str, Any]:
         s = ing.summary
         before = (s.records, s.loaded, s.duplicates, s.quarantined_total)
-        ing.feed(str(path), fmt, read_source(path, fmt))
+        ing.feed(str(path), fmt, read_source(path, fmt, batch_rows=ing.batch_size))
         s = ing.summary
         return {"records": s.records - before[0], "loaded": s.loaded - before[1],
                 "duplicates": s.duplicates - before[2], "quarantined": s.quarantined_total - before[3]}

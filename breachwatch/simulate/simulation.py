@@ -160,7 +160,7 @@ class Simulation:
                 p.unlink()
         began = time.perf_counter()
         path = out / EVENT_FILES[fmt]
-        writer = event_writer(path, fmt, self.config.batch_rows)
+        writer = event_writer(path, fmt)
         try:
             for table in self.iter_batches(on_window):
                 writer.write(table)

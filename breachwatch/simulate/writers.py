@@ -22,6 +22,7 @@ import pyarrow.parquet as pq
 from breachwatch.contract.event import ARROW_SCHEMA
 from breachwatch.simulate import ndjson
 from breachwatch.simulate.config import FORMATS
+from breachwatch.store.db import ROW_GROUP_ROWS
 
 EVENT_FILES = {"ndjson": "events.ndjson", "ndjson.gz": "events.ndjson.gz", "parquet": "events.parquet"}
 # Level 1 keeps compression from dominating a run; higher levels save little on event logs.
@@ -87,10 +88,17 @@ class TableWriter:
         if self._held_rows >= self.row_group:
             self._flush()
 
-    def _flush(self) -> None:
-        if self._held and self._pq is not None:
-            self._pq.write_table(pa.concat_tables(self._held).combine_chunks(), row_group_size=self.row_group)
-        self._held, self._held_rows = [], 0
+    def _flush(self, whole: bool = True) -> None:
+        """Write the held rows as row groups of exactly `row_group` rows, keeping back the rest; `whole=False`
+        (closing) writes the rest too, as the file's last, smaller group."""
+        if not self._held or self._pq is None:
+            return
+        table = pa.concat_tables(self._held).combine_chunks()
+        n = table.num_rows - table.num_rows % self.row_group if whole else table.num_rows
+        if n:
+            self._pq.write_table(table.slice(0, n), row_group_size=self.row_group)
+        rest = table.slice(n)
+        self._held, self._held_rows = ([rest] if rest.num_rows else []), rest.num_rows
 
     def _stop(self) -> None:
         if self._thread.is_alive():
@@ -101,7 +109,7 @@ class TableWriter:
         self._stop()
         self._check()
         if self._pq is not None:
-            self._flush()
+            self._flush(whole=False)
             self._pq.close()
         elif self._out is not self._raw:
             self._out.close()
@@ -119,8 +127,9 @@ class TableWriter:
             self.partial.unlink(missing_ok=True)
 
 
-def event_writer(path: Path, fmt: str, row_group: int) -> TableWriter:
-    return TableWriter(path, fmt, ARROW_SCHEMA, row_group, render=ndjson.to_bytes)
+def event_writer(path: Path, fmt: str) -> TableWriter:
+    """The events file. Its Parquet row groups are DuckDB's own, so ingest reads it in place (readers.py)."""
+    return TableWriter(path, fmt, ARROW_SCHEMA, ROW_GROUP_ROWS, render=ndjson.to_bytes)
 
 
 def _json_rows(table: pa.Table) -> bytes:

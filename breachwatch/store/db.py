@@ -16,6 +16,9 @@ from typing import Iterator
 import duckdb
 
 DEFAULT_DB = "breachwatch.duckdb"
+# DuckDB stores a table in row groups of this many rows (a test pins it): ingest batches, the Parquet
+# files read in place and the simulator's Parquet row groups are sized in whole ones.
+ROW_GROUP_ROWS = 122_880
 
 
 class StoreError(RuntimeError):

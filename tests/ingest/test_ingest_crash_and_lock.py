@@ -13,7 +13,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
-from breachwatch.store.db import connect, migrate, migrations, schema_version
+from breachwatch.store.db import ROW_GROUP_ROWS, connect, migrate, migrations, schema_version
 
 BIN = Path(sys.executable).parent / "breachwatch"
 
@@ -30,15 +30,20 @@ def run(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize("fmt", ["ndjson", "parquet"])
-def test_sigkill_mid_file_then_rerun_holds_every_record_exactly_once(tmp_path, make_event, make_typed_table, fmt):
+def test_sigkill_mid_file_then_rerun_holds_every_record_exactly_once(tmp_path, make_event, fmt):
     """NDJSON is staged batch by batch; Parquet is read in place and its batches inserted straight from the
     file (the direct lane): a kill in either leaves whole batches, and the re-run completes the file."""
-    n, batch = (200_000, "5000") if fmt == "ndjson" else (400_000, "2000")
     if fmt == "ndjson":
+        n, batch = 200_000, "5000"
         src = big_file(tmp_path / "big.ndjson", n, make_event)
-    else:
+    else:  # read in place: DuckDB's own row groups, batches of one row group (8 of them)
+        n, batch = 8 * ROW_GROUP_ROWS, str(ROW_GROUP_ROWS)
         src = tmp_path / "big.parquet"
-        pq.write_table(make_typed_table([make_event(i) for i in range(n)]), src, row_group_size=50_000)
+        duckdb.sql(f"""COPY (SELECT 'e' || i AS event_id, TIMESTAMP '2025-04-14 00:00:00' + to_seconds(i) AS time,
+                                    'access' AS kind, (100000 + i % 1000)::VARCHAR AS principal_id,
+                                    'customer' AS principal_type, 'GET /api/me/profile' AS endpoint,
+                                    200::BIGINT AS status, [(100000 + i % 1000)::VARCHAR] AS subject_ids
+                             FROM range({n}) t(i)) TO '{src}' (FORMAT parquet)""")
     db = str(tmp_path / "s.duckdb")
     anchor = Path(db + ".anchor")
     proc = subprocess.Popen([str(BIN), "ingest", str(src), "--db", db, "--batch-size", batch, "--json"],
@@ -135,20 +140,24 @@ def test_store_from_an_older_version_opens_and_upgrades(tmp_path, make_event):
 def test_memory_stays_bounded_as_files_grow(tmp_path, make_event, make_typed_table, fmt):
     """Peak RSS for a 4x larger file stays close to the smaller file's: input is streamed (Parquet: read
     in place, a batch's row range at a time)."""
+    batch = 10_000 if fmt == "ndjson" else ROW_GROUP_ROWS  # Parquet is read in place for whole row groups
+
     def peak(n: int) -> int:
         if fmt == "ndjson":
             src = big_file(tmp_path / f"f{n}.ndjson", n, make_event)
-        else:  # written 10,000 rows at a time: the child's peak RSS includes this process's (fork)
+        else:  # in DuckDB's row groups (read in place), by a child: the ingest's peak RSS counts this process's
             src = tmp_path / f"f{n}.parquet"
-            first = make_typed_table([make_event(0)])
-            with pq.ParquetWriter(src, first.schema) as w:
-                for lo in range(0, n, 10_000):
-                    w.write_table(make_typed_table([make_event(i) for i in range(lo, lo + 10_000)]))
+            subprocess.run([sys.executable, "-c", (
+                f"import sys; sys.path.insert(0, {str(Path(__file__).parent.parent)!r}); "
+                "import pyarrow.parquet as pq; from event_rows import event, typed_table; "
+                f"pq.write_table(typed_table([event(i) for i in range({n})]), {str(src)!r}, "
+                f"row_group_size={ROW_GROUP_ROWS})")], check=True, timeout=300)
         code = ("import resource,sys;from breachwatch.cli.main import main;sys.argv=['breachwatch','ingest',"
-                f"{str(src)!r},'--db',{str(tmp_path / f's{n}.duckdb')!r},'--batch-size','10000','--json'];"
+                f"{str(src)!r},'--db',{str(tmp_path / f's{n}.duckdb')!r},'--batch-size','{batch}','--json'];"
                 "exec('try:\\n main()\\nexcept SystemExit:\\n pass');"
                 "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)")
         r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
         return int(r.stderr.strip().splitlines()[-1])
-    small, large = peak(40_000), peak(160_000)
+    small, large = (40_000, 160_000) if fmt == "ndjson" else (ROW_GROUP_ROWS, 4 * ROW_GROUP_ROWS)
+    small, large = peak(small), peak(large)
     assert large < small * 1.5, (small, large)
