@@ -242,6 +242,6 @@ def staged_sql(feeders: list[str], vouch: bool = True) -> str:
 
 def fast_sql(feeders: list[str], vouch: bool = True, skip: str | None = None) -> str:
     """Create `_fast` from `staged_sql`; `skip` (a predicate over its rows) leaves out the records a direct
-    insert has stored already (pipeline.py, `DirectRows`)."""
+    insert has stored already (`Ingestor._commit_direct` in pipeline.py)."""
     rows = staged_sql(feeders, vouch)
     return f"CREATE OR REPLACE TEMP TABLE _fast AS {f'SELECT * FROM ({rows}) WHERE NOT ({skip})' if skip else rows}"

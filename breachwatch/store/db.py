@@ -178,9 +178,9 @@ def arrow_views(con: duckdb.DuckDBPyConnection, **tables: object) -> Iterator[No
 @contextmanager
 def sql_views(con: duckdb.DuckDBPyConnection, **queries: str) -> Iterator[None]:
     """Temp views of SQL queries for the duration of a block (the SQL twin of `arrow_views`)."""
-    for name, sql in queries.items():
-        con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
     try:
+        for name, sql in queries.items():
+            con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {sql}")
         yield
     finally:
         con.complete()
