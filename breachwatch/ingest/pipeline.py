@@ -253,16 +253,22 @@ class Ingestor:
         self._pending = 0
 
     def _commit_direct(self, keys: IdKeys, log_update: LogUpdate) -> tuple[BatchResult, int, int]:
-        """Commit a batch of rows read in place whose ids are all new (`_direct_keys`): the records the fast
-        lane vouches for (and the catalog need not complete) are inserted straight from the file, and only
-        if that leaves some are the rest validated, in the same transaction (`DirectInsert`). Returns the
-        result, the records handed in and those no catalog route matched."""
-        parts = [(src, c.file_rows) for src, c in self._chunks]
-        schema = _with_position(parts[0][1].schema)
+        """Commit a batch of typed rows (read in place, or in memory) whose ids are all new (`_direct_keys`):
+        the records the fast lane vouches for (and the catalog need not complete) are inserted straight from
+        the file or the Arrow table, and only if that leaves some are the rest validated, in the same
+        transaction (`DirectInsert`). Returns the result, the records handed in and those no catalog route
+        matched."""
+        first = self._chunks[0][1]
         vouched = "_sure" + (f" AND NOT ({NEEDS_CATALOG})" if self.catalog else "")
-        records = sum(f.count for _, f in parts)
+        records = sum(c.rows for _, c in self._chunks)
+        if first.file_rows is not None:
+            schema = _with_position(first.file_rows.schema)
+            source = sql_views(self.con, _direct_in=_file_rows_sql([(src, c.file_rows) for src, c in self._chunks]))
+        else:
+            table = _typed_tables(self._chunks)[0]
+            schema, source = table.schema, arrow_views(self.con, _direct_in=table)
         rest_uncatalogued = [0]
-        with contextlib.ExitStack() as later, sql_views(self.con, _direct_in=_file_rows_sql(parts)):
+        with contextlib.ExitStack() as later, source:
             def rest() -> tuple[str, str]:
                 valid, _, rest_uncatalogued[0] = later.enter_context(
                     validated(self.con, self._chunks, self.zone, self.catalog, skip=vouched))
@@ -272,8 +278,10 @@ class Ingestor:
             try:
                 res = self.writer.commit(None, None, self._source, log_update,
                                          direct=DirectInsert(rows, records, keys, rest))
-            except duckdb.Error as e:  # rolled back: the rows can be read again to tell damage from a fault
-                raise _unreadable(self.con, self._chunks, ["SELECT * FROM _direct_in"]) or e
+            except duckdb.Error as e:  # rolled back: a file's rows can be read again to tell damage from a fault
+                damage = (_unreadable(self.con, self._chunks, ["SELECT * FROM _direct_in"])
+                          if first.file_rows is not None else None)
+                raise damage or e
         return res, records, rest_uncatalogued[0]
 
     def commit_staged(self, source: str, batches: list["StagedBatch"], stored: list[str] | None = None
@@ -428,18 +436,12 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
     holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one.
     `skip`: the records a direct insert has stored already are left out (`Ingestor._commit_direct`)."""
     text = [(src, c) for src, c in chunks if c.rows and _is_text(c)]
-    typed: dict[pa.Schema, list[pa.Table]] = {}
     in_files: dict[pa.Schema, list[tuple[str, FileRows]]] = {}
     for src, c in chunks:
-        if not c.rows or _is_text(c):
-            continue
-        if c.file_rows is not None:
+        if c.rows and c.file_rows is not None and not _is_text(c):
             in_files.setdefault(c.file_rows.schema, []).append((src, c.file_rows))
-            continue
-        typed.setdefault(c.typed.schema, []).append(
-            c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos", c.positions))
     lines = _lines_table(text)
-    typed_views = {f"_typed_in{k}": _one_chunk(pa.concat_tables(ts)) for k, ts in enumerate(typed.values())}
+    typed_views = {f"_typed_in{k}": t for k, t in enumerate(_typed_tables(chunks))}
     file_views = {f"_file_in{k}": (_file_rows_sql(parts), _with_position(schema))
                   for k, (schema, parts) in enumerate(in_files.items())}
     if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
@@ -493,22 +495,41 @@ def _unreadable(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]],
     return None
 
 
+def _typed_tables(chunks: list[tuple[str, Chunk]]) -> list[pa.Table]:
+    """The typed rows held in memory by `chunks` (not text, not read in place), one table per schema, each
+    with `_src` and `_pos` first and in one Arrow chunk."""
+    typed: dict[pa.Schema, list[pa.Table]] = {}
+    for src, c in chunks:
+        if c.rows and c.typed is not None and not _is_text(c):
+            typed.setdefault(c.typed.schema, []).append(
+                c.typed.add_column(0, "_src", pa.array([src] * c.rows, pa.string())).add_column(1, "_pos",
+                                                                                         c.positions))
+    return [_one_chunk(pa.concat_tables(ts)) for ts in typed.values()]
+
+
 def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], writer: ChainWriter
                  ) -> tuple[IdKeys | None, list[str] | None]:
-    """For a batch of rows read in place: (the keys of its event_ids when every one is present, distinct and
-    not stored, so that the batch can be inserted directly; else None, and the stored ones among them when
-    they were looked up). (None, None) for any other batch. Reading the id column alone costs little."""
-    if not chunks or any(c.file_rows is None or not c.rows for _, c in chunks):
+    """For a batch of typed rows of one schema, all read in place or all in memory: (the keys of its
+    event_ids when every one is present, distinct and not stored, so that the batch can be inserted
+    directly; else None, and the stored ones among them when they were looked up). (None, None) for any
+    other batch. Only the id column is read."""
+    if not chunks or any(not c.rows or c.rejects or _is_text(c) for _, c in chunks):
         return None, None
-    schema = chunks[0][1].file_rows.schema
-    if "event_id" not in schema.names or any(c.file_rows.schema != schema for _, c in chunks):
+    first = chunks[0][1]
+    in_place = first.file_rows is not None
+    if ("event_id" not in first.schema.names
+            or any(c.schema != first.schema or (c.file_rows is not None) != in_place for _, c in chunks)):
         return None, None
-    rel = _file_rows_sql([(src, c.file_rows) for src, c in chunks])
-    con.complete()  # a result left unread (fetchone) would refuse the read
-    try:
-        ids = con.sql(f"SELECT event_id FROM ({rel})").to_arrow_table().column(0)
-    except duckdb.Error:
-        return None, None  # unreadable: validation reports it as it does for any batch
+    con.complete()  # a result left unread (fetchone) would refuse the reads below
+    if in_place:
+        rel = _file_rows_sql([(src, c.file_rows) for src, c in chunks])
+        try:
+            ids = con.sql(f"SELECT event_id FROM ({rel})").to_arrow_table().column(0)
+        except duckdb.Error:
+            return None, None  # unreadable: validation reports it as it does for any batch
+    else:
+        ids = pa.chunked_array([part for _, c in chunks for part in c.typed.column("event_id").chunks],
+                               first.schema.field("event_id").type)
     if ids.null_count or pc.any(pc.equal(ids, "")).as_py():
         return None, None  # derived ids are known only after validation
     keys = id_keys(con, ids)

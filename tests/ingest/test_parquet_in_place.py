@@ -1,5 +1,6 @@
 """Parquet files are read in place: DuckDB reads each batch's rows straight from the file at validation,
-and a batch whose ids are all new is inserted straight from the file (the direct lane).
+and a batch of typed rows whose ids are all new is inserted straight from the file, or from memory when
+pyarrow read it (the direct lane).
 
 Both must store exactly what the typed Arrow lane stores from the same rows (values, duplicates,
 conflicts, quarantine rows and their positions, what the catalog completes), and a file that cannot be
@@ -17,7 +18,7 @@ import pytest
 
 from breachwatch.contract.catalog import load_catalog
 from breachwatch.contract.event import FIELD_NAMES
-from breachwatch.ingest import readers
+from breachwatch.ingest import pipeline, readers
 from breachwatch.ingest.pipeline import UnreadableInput, ingest_paths, ingest_tables
 from breachwatch.ingest.readers import read_source, typed_as_json
 from breachwatch.store import chain
@@ -105,10 +106,15 @@ def test_the_direct_lane_stores_what_the_arrow_lane_stores(tmp_path, monkeypatch
     in_place = _ingest(tmp_path, "in_place", lambda con, p: ingest_paths(con, p, [str(f)], batch_size=10,
                                                                          catalog=catalog))
     assert direct == [True, True, False, False]
-    monkeypatch.undo()
-    arrow = _ingest(tmp_path, "arrow", lambda con, p: ingest_tables(con, [table], "arrow", db_path=p, batch_size=10,
-                                                                    catalog=catalog))
-    assert in_place == arrow
+
+    def arrow(con, p):
+        return ingest_tables(con, [table], "arrow", db_path=p, batch_size=10, catalog=catalog)
+    in_memory = _ingest(tmp_path, "in_memory", arrow)  # the same rows as Arrow tables: direct from memory
+    assert direct[4:] == [True, True, False, False]
+    monkeypatch.setattr(pipeline, "_direct_keys", lambda *args: (None, None))  # every batch staged
+    staged = _ingest(tmp_path, "staged", arrow)
+    assert direct[8:] == [False] * 4
+    assert in_place == in_memory == staged
     summary, events, bad = in_place
     assert summary["uncatalogued_access_events"] == 2 and summary["duplicates"] == 1
     assert sorted(r for _, r, *_ in bad) == ["bad_timestamp", "unknown_kind"]
