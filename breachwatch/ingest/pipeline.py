@@ -97,19 +97,6 @@ class UnreadableInput(InputError):
         self.stored_upto = stored_upto
 
 
-def _readable(source: str, chunks: Iterable[Chunk], ing: "Ingestor") -> Iterator[Chunk]:
-    """The reader's chunks; a reader failing on undecodable input ends the source (`UnreadableInput`)."""
-    it = iter(chunks)
-    while True:
-        try:
-            chunk = next(it)
-        except StopIteration:
-            return
-        except _UNREADABLE as e:
-            raise UnreadableInput(source, f"after record {ing.last_position:,}", e) from None
-        yield chunk
-
-
 def expand_paths(paths: Iterable[str], fmt: str | None = None) -> tuple[list[Source], list[str]]:
     """Files, globs and directories (recursively) to sources; unknown extensions are listed as skipped."""
     sources: list[Source] = []
@@ -174,7 +161,7 @@ class Ingestor:
         self._log_start = (fmt, datetime.now(timezone.utc).replace(tzinfo=None))
         status = "complete"
         try:
-            for chunk in _readable(source, chunks, self):
+            for chunk in self._readable(source, chunks):
                 self._last_pos = chunk.last_position
                 if any(r.reason == "truncated_input" for _, _, r in chunk.rejects):
                     status = "truncated"
@@ -208,10 +195,17 @@ class Ingestor:
         con.execute("UPDATE ingest_log SET finished_at = ?, status = ?, records = ? WHERE run_id = ? AND source = ?",
                     [finish[1], status, self._last_pos, self.run_id, source])
 
-    @property
-    def last_position(self) -> int:
-        """The line or row number of the last record read from the current source."""
-        return self._last_pos
+    def _readable(self, source: str, chunks: Iterable[Chunk]) -> Iterator[Chunk]:
+        """The reader's chunks; a reader failing on undecodable input ends the source (`UnreadableInput`)."""
+        it = iter(chunks)
+        while True:
+            try:
+                chunk = next(it)
+            except StopIteration:
+                return
+            except _UNREADABLE as e:
+                raise UnreadableInput(source, f"after record {self._last_pos:,}", e) from None
+            yield chunk
 
     def _pieces(self, chunk: Chunk) -> Iterable[Chunk]:
         """Cut a reader's chunk so no batch exceeds `batch_size` (readers cut by bytes, not rows)."""
@@ -236,7 +230,7 @@ class Ingestor:
         # The batch ends at its last piece, not at the last chunk read: that may hold records of the next batch.
         log_update = LogUpdate(self.run_id, self._source, self._chunks[-1][1].last_position, self._log_start, finish)
         plain, split = small_batch(self.con, self._chunks, self.catalog)
-        keys, stored = _direct_keys(self.con, self._chunks, self.writer)
+        keys, stored = _direct_keys(self.con, self._chunks, self.writer) if plain is None else (None, None)
         if plain is not None:
             with arrow_views(self.con, _plain_rows=plain.rows):
                 res = self.writer.commit("_plain_rows", None, self._source, log_update, hashes=plain.hashes)
@@ -533,7 +527,7 @@ def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]]
     if ids.null_count or pc.any(pc.equal(ids, "")).as_py():
         return None, None  # derived ids are known only after validation
     keys = id_keys(con, ids)
-    if keys.maybe_repeats() and pc.count_distinct(ids).as_py() < len(ids):
+    if keys.repeats(ids):
         return None, None
     stored = writer.lookup_stored(con, ids, keys)
     if stored is None:  # too many stored ids to keep their keys: these ids joined against them, once

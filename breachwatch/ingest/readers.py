@@ -27,7 +27,7 @@ import pyarrow as pa
 from breachwatch.contract.event import FIELD_BY_NAME
 from breachwatch.ingest.fastlane import json_text_sql, typed_ok
 from breachwatch.ingest.normalize import Rejected
-from breachwatch.store.db import ROW_GROUP_ROWS, arrow_views
+from breachwatch.store.db import ROW_GROUP_ROWS, arrow_views, sql_views
 
 DEFAULT_MAX_LINE = 1 << 20  # 1 MiB: longer lines are quarantined, never read whole into memory
 RAW_KEEP = 4096  # how much of an oversized line is kept as evidence
@@ -63,19 +63,6 @@ class FileRows:
         return (f"SELECT {_sql_text(source)} AS _src, file_row_number + 1 AS _pos, {cols} "
                 f"FROM read_parquet({_sql_text(self.path)}, file_row_number = true) "
                 f"WHERE file_row_number >= {int(self.start)} AND file_row_number < {int(self.start + self.count)}")
-
-    def read(self) -> pa.Table:
-        """The rows as an Arrow table (for their JSON text): read the same way validation reads them."""
-        import duckdb
-
-        self.check()
-        con = duckdb.connect()
-        try:
-            con.execute("SET TimeZone = 'UTC'")
-            return con.sql(f"SELECT * EXCLUDE (_src, _pos) FROM ({self.select_sql('')})").to_arrow_table()
-        finally:
-            con.close()
-
 
 class FileChanged(OSError):
     """A file read in place changed after the reader opened it (`FileRows.check`)."""
@@ -114,7 +101,7 @@ class Chunk:
         """JSON text of each record (computed from typed columns on first use)."""
         if self._lines is None:
             self._lines = typed_as_json(self.typed if self.typed is not None
-                                        else self.file_rows.read())  # type: ignore[union-attr]
+                                        else self.file_rows)  # type: ignore[arg-type]
         return self._lines
 
     @property
@@ -144,16 +131,21 @@ class Chunk:
                      file_rows=replace(f, start=f.start + start, count=n))  # type: ignore[arg-type, union-attr]
 
 
-def typed_as_json(table: pa.Table) -> pa.Array:
-    """Typed rows as the JSON text a JSON source would have written (for the full validator and for
-    sending them on to a server)."""
+def typed_as_json(rows: pa.Table | FileRows) -> pa.Array:
+    """Typed rows, in memory or read from their file as validation reads them, as the JSON text a JSON
+    source would have written (for the full validator and for sending them on to a server)."""
     import duckdb
 
     con = duckdb.connect()
     try:
         con.execute("SET TimeZone = 'UTC'")
-        with arrow_views(con, _rows=table):
-            out = con.sql(json_text_sql(table.schema, "_rows")).to_arrow_table()
+        if isinstance(rows, FileRows):
+            rows.check()
+            view = sql_views(con, _rows=rows.select_sql(""))
+        else:
+            view = arrow_views(con, _rows=rows)
+        with view:
+            out = con.sql(json_text_sql(rows.schema, "_rows")).to_arrow_table()
     finally:
         con.close()
     return out.column("line").combine_chunks().cast(pa.large_string())

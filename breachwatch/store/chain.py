@@ -120,7 +120,7 @@ class ChainWriter:
         self.batch_id, self.stored_events = con.execute(
             f"SELECT greatest(coalesce(max(batch_id), 0), {int(self.batch_id)}), count(*) FROM events").fetchone()
         self._reconcile_anchor()
-        self._ids: StoredIds | None = None  # built by the first lookup (see `_stored`)
+        self._ids: StoredIds | None = None  # built by the first lookup (see `lookup_stored`)
 
     def _reconcile_anchor(self) -> None:
         """Bring the anchor up to the store after a crash between commit and anchor write.
@@ -249,9 +249,7 @@ class ChainWriter:
         # The batch's id keys (`id_keys`); given when worked out where the batch was validated.
         keys = (IdKeys.of(hashes.column("_key").to_numpy()) if "_key" in hashes.column_names
                 else id_keys(con, ids))
-        # Repeated ids are rare: only then is a window needed. Equal ids have equal keys, so distinct
-        # sorted keys rule repeats out without counting distinct strings.
-        repeats = keys.maybe_repeats() and pc.count_distinct(ids).as_py() < hashes.num_rows
+        repeats = keys.repeats(ids)  # rare: only then is a window needed
         if stored is None:
             stored = self.lookup_stored(con, ids, keys)
         stored_rows = _find_stored(con, staged, stored)
@@ -269,8 +267,7 @@ class ChainWriter:
             counts = dict(con.execute(f"SELECT _status, count(*) FROM {classified} GROUP BY 1").fetchall())
             res.loaded, res.duplicates, res.conflicts = (counts.get("new", 0), counts.get("duplicate", 0),
                                                          counts.get("conflict", 0))
-            con.execute(f"INSERT INTO events ({_COLS}, batch_id) SELECT {_S_COLS}, {batch_id} "
-                        f"FROM {classified} s WHERE _status = 'new'")
+            _insert_new(con, f"(SELECT {_S_COLS} FROM {classified} s WHERE _status = 'new')", batch_id)
         except BaseException:
             con.complete()
             con.unregister("_hashes")
@@ -343,6 +340,11 @@ class IdKeys:
     def maybe_repeats(self) -> bool:
         """False when no two ids of the batch can be equal (no two keys are)."""
         return bool(np.any(self.sorted[1:] == self.sorted[:-1]))
+
+    def repeats(self, ids: pa.Array | pa.ChunkedArray) -> bool:
+        """Whether `ids` (whose keys these are) hold an id twice. Repeated ids are rare: equal ids have equal
+        keys, so distinct keys rule repeats out without counting distinct strings."""
+        return self.maybe_repeats() and pc.count_distinct(ids).as_py() < len(ids)
 
 
 # Up to this many ids go to a statement as one list parameter (an HTTP request's: 0.4 ms to hash 100 ids
@@ -441,7 +443,7 @@ def _find_stored(con: duckdb.DuckDBPyConnection, staged: str, found: list[str] |
     """Whether any event_id of `staged` is stored; if so, create `_existing` (event_id, _rh, batch_id): the
     stored events sharing an event_id with `staged`.
 
-    `found` names the batch's stored ids (`ChainWriter._stored`); None (no keys kept) finds them by a join
+    `found` names the batch's stored ids (`ChainWriter.lookup_stored`); None (no keys kept) finds them by a join
     that reads only the id column. The record hash of a stored event needs all its columns, so those are
     read only for the ids found.
     """
