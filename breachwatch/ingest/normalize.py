@@ -158,8 +158,13 @@ class _Rules:
 # Expressions both lanes share (the full validator above and the fast lane in fastlane.py), so a
 # value means the same whichever lane decided it.
 def has_offset(s: str) -> str:
-    """True when the timestamp text `s` ends in a UTC offset (or Z)."""
-    return f"regexp_full_match({s}, {_OFFSET})"
+    """True when the timestamp text `s` ends in a UTC offset (or Z).
+
+    Almost every timestamp ends in Z, which its last character tells: the pattern runs only for the
+    others, at a sixth of its cost per record. A line break keeps a text on the pattern's side, since
+    the pattern's `.` does not cross one."""
+    return (f"CASE WHEN (suffix({s}, 'Z') OR suffix({s}, 'z')) AND NOT contains({s}, chr(10)) THEN true "
+            f"ELSE regexp_full_match({s}, {_OFFSET}) END")
 
 
 def with_offset(s: str) -> str:

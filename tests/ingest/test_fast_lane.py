@@ -16,7 +16,7 @@ import pytest
 
 from breachwatch.contract.event import ARROW_SCHEMA, FIELD_NAMES
 from breachwatch.ingest.compactlane import split_compact
-from breachwatch.ingest.normalize import parse_zone
+from breachwatch.ingest.normalize import _OFFSET, has_offset, parse_zone
 from breachwatch.ingest.pipeline import ingest_paths, ingest_tables, typed_ok
 from breachwatch.ingest.readers import typed_as_json
 from breachwatch.ingest.validate import validate_batch
@@ -31,6 +31,8 @@ RECORDS: list[str] = [json.dumps({**BASE, **extra}) for extra in [
     {"time": 1744564200}, {"time": 1744564200000}, {"time": 1744564200.5}, {"time": "1744564200"},
     {"time": "2025-04-14T02:10:00"}, {"time": "2025-04-14T11:10:00+09:00"}, {"time": "2025-04-14T11:10:00+0900"},
     {"time": "2025-04-14"}, {"time": "1980-01-01T00:00:00Z"}, {"time": 99999999999999999999}, {"time": None},
+    {"time": "2025-04-14t02:10:00z"}, {"time": "2025-04-14\nT02:10:00Z"}, {"time": "2025-04-14T02:10:00\nZ"},
+    {"time": "Z"}, {"time": "2025-04-14T02:10:00Zz"}, {"time": "2025-04-14T02:10:00-05"},
     {"token_issued_at": "2025-04-14T02:00:00.123456Z", "token_expires_at": 1744564200},
     {"token_expires_at": "soon"},
     {"status": 200}, {"status": 200.0}, {"status": 200.5}, {"status": "200"}, {"status": -5},
@@ -238,3 +240,17 @@ def test_small_batches_store_what_one_big_batch_stores(tmp_path, monkeypatch):
     summary, events, bad = results[0]
     assert summary["duplicates"] >= 2 and summary["quarantined_by_reason"].get("conflict") == 1
     assert len(events) > 30 and len(bad) > 20
+
+
+def test_the_offset_shortcut_agrees_with_the_pattern():
+    """`has_offset` tells a trailing Z by its last character and asks the pattern otherwise: the answer
+    must be the pattern's for every text, line breaks (which the pattern's `.` does not cross) included."""
+    texts = ["2025-04-14T02:10:00Z", "2025-04-14T02:10:00z", "Z", "z", "", "ZZ", "2025-04-14T02:10:00",
+             "2025-04-14T11:10:00+09:00", "2025-04-14T11:10:00+0900", "2025-04-14T11:10:00-05", "+09",
+             "2025-04-14\nT02:10:00Z", "2025-04-14T02:10:00\nZ", "\nZ", "Z\n", "2025-04-14\r\nZ",
+             "2025-04-14T02:10:00\u00e9Z", "2025-04-14T02:10:00 Z", "Zebra", "2025-04-14T02:10:00+09:00\n", None]
+    con = duckdb.connect()
+    got = con.execute(f"SELECT t, {has_offset('t')}, regexp_full_match(t, {_OFFSET}) FROM "
+                      "(SELECT unnest(?::VARCHAR[]) AS t)", [texts]).fetchall()
+    assert [(t, fast) for t, fast, _ in got] == [(t, slow) for t, _, slow in got]
+    assert sum(bool(fast) for _, fast, _ in got) >= 8  # both branches were taken
