@@ -47,6 +47,13 @@ def ptype_sql(alias: str = "") -> str:
     return f"coalesce({p}principal_type, 'anonymous')"
 
 
+def combo_sql(alias: str = "") -> str:
+    """The key `cid` of an event's combo of sources: its principal type and every entity value, hashed
+    (64 bits, as an entity's own key). Events with the same combo have the same entities."""
+    p = f"{alias}." if alias else ""
+    return f"hash({ptype_sql(alias)}, {', '.join(p + c for c in VALUE_COLUMNS)})"
+
+
 def ek_sql(etype: str, ptype: str, value: str) -> str:
     """The entity key: one hash over type, principal type and value."""
     return f"hash('{etype}', {ptype}, {value})"

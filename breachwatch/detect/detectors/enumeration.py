@@ -79,12 +79,16 @@ def run(ctx: RunContext) -> None:
     ctx.need("_novelty")
     etypes = ", ".join(f"'{e}'" for e in d["entities"])
     min_novel = ctx.cfg.detectors["novel_source"]["min_novel_dimensions"]
-    pairs = f"""(SELECT e.ek, e.etype, e.seq, e.time, s.subject, s.pos, s.status, s.reason_ref, s.principal_type
-        FROM _ent e JOIN _subj s ON s.seq = e.seq JOIN _novelty n ON n.seq = e.seq
-        WHERE e.etype IN ({etypes})
-          AND NOT (e.etype = 'principal' AND s.subject = s.principal_id)
-          AND NOT (s.subject = s.principal_id AND n.has_history AND n.novel_dims < {min_novel})
-          AND NOT {allowlist_sql(d['allowlist'], 's')})"""
+    # The people read are sifted before they meet their events' entities (`_cmap`, by combo): most reads
+    # are people's own data from their usual places, and each read has an entity per entity type.
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _en_subj AS
+        SELECT s.seq, s.time, s.cid, s.subject, s.pos, s.status, s.reason_ref, s.principal_type, s.principal_id
+        FROM _subj s JOIN _novelty n ON n.seq = s.seq
+        WHERE NOT (s.subject = s.principal_id AND n.has_history AND n.novel_dims < {min_novel})
+          AND NOT {allowlist_sql(d['allowlist'], 's')}""")
+    pairs = f"""(SELECT m.ek, m.etype, s.seq, s.time, s.subject, s.pos, s.status, s.reason_ref, s.principal_type
+        FROM _en_subj s JOIN _cmap m ON m.cid = s.cid
+        WHERE m.etype IN ({etypes}) AND NOT (m.etype = 'principal' AND s.subject = s.principal_id))"""
     first_new(con, metric="subj", pairs=pairs, key="subject", out="_en_first",
               extra="etype, status, reason_ref, principal_type, pos")
     ctx.stats["en_first"] = True

@@ -68,17 +68,21 @@ def _record_steps(ctx: RunContext, d: dict) -> None:
     ctx.need("_ent")
     ctx.need("_novelty")
     step = int(d["step"])
+    bucket = f"time_bucket(INTERVAL {step} SECOND, {{t}})"
     etypes = ", ".join(f"'{e}'" for e in d["entities"]) or "''"
-    new_subjects = ("LEFT JOIN (SELECT ek, seq, count(*) AS k FROM _en_first GROUP BY ALL) f "
-                    "ON f.ek = e.ek AND f.seq = e.seq" if ctx.stats.get("en_first") else
-                    "LEFT JOIN (SELECT NULL::UBIGINT AS ek, NULL::BIGINT AS seq, 0 AS k) f ON FALSE")
-    # `_ent` carries the events' volumes: no join back to the events.
+    steps = ctx.combo_sums(bucket.format(t="v.time"), {
+        "last_time": ("max(v.time)", "max"), "requests": ("count(*)", "sum"), "bytes": ("sum(v.bytes)", "sum"),
+        "nsubj": ("sum(v.nsubj)", "sum"), "errors": ("sum(CASE WHEN v.err THEN 1 ELSE 0 END)", "sum"),
+        "novel": ("sum(CASE WHEN n.novel_dims > 0 OR NOT n.has_history THEN 1 ELSE 0 END)", "sum")},
+        etypes, joins="JOIN _novelty n ON n.seq = v.seq")
+    # People an entity touched for the first time, per step: each first touch is one row of `_en_first`,
+    # at the time of the event that made it.
+    new_subjects = (f"LEFT JOIN (SELECT ek, {bucket.format(t='time')} AS bucket, count(*) AS k FROM _en_first "
+                    "GROUP BY ALL) f ON f.ek = s.ek AND f.bucket = s.bucket" if ctx.stats.get("en_first") else
+                    "LEFT JOIN (SELECT NULL::UBIGINT AS ek, NULL::TIMESTAMP AS bucket, 0 AS k) f ON FALSE")
     con.execute(f"""INSERT INTO entity_steps
-        SELECT e.ek, time_bucket(INTERVAL {step} SECOND, e.time) AS bucket, max(e.time), count(*),
-               sum(e.bytes), sum(e.nsubj), sum(CASE WHEN e.err THEN 1 ELSE 0 END), sum(coalesce(f.k, 0)),
-               sum(CASE WHEN n.novel_dims > 0 OR NOT n.has_history THEN 1 ELSE 0 END)
-        FROM _ent e JOIN _novelty n ON n.seq = e.seq {new_subjects}
-        WHERE e.etype IN ({etypes}) GROUP BY e.ek, bucket ORDER BY bucket""")
+        SELECT s.ek, s.bucket, s.last_time, s.requests, s.bytes, s.nsubj, s.errors, coalesce(f.k, 0), s.novel
+        FROM ({steps}) s {new_subjects} ORDER BY s.bucket""")
 
 
 def _last_checkpoint(ctx: RunContext, d: dict) -> datetime | None:

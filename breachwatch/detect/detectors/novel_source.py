@@ -39,7 +39,7 @@ from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_v
 from breachwatch.detect.config import fmt_window
 from breachwatch.detect.context import RunContext, allowlist_sql
 from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
-from breachwatch.detect.entities import LABEL, ek_sql
+from breachwatch.detect.entities import LABEL, combo_sql, ek_sql
 
 NAME = "novel_source"
 MIN_POPULATION = 100  # below this many known principals nothing can be called rare
@@ -76,7 +76,8 @@ def _rarity(ctx: RunContext, d: dict) -> None:
             FROM _srcpairs p LEFT JOIN pop ON pop.dim = p.dim AND pop.value = p.value),
         pn AS (SELECT seq, {population} + coalesce(sum(principal_new::INT) OVER (ORDER BY seq
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS known FROM _novelty)
-        SELECT a.seq, a.time, a.principal_id, coalesce(a.principal_type, 'anonymous') AS ptype, pn.known,
+        SELECT a.seq, a.time, a.principal_id, coalesce(a.principal_type, 'anonymous') AS ptype,
+               {combo_sql('a')} AS cid, pn.known,
                n.has_history, n.novel_dims,
                sum(CASE WHEN x.is_new OR NOT n.has_history
                         THEN greatest(0, 1 - ln(1 + x.users) / ln(2 + pn.known)) ELSE 0 END)
@@ -154,9 +155,10 @@ def _spread(ctx: RunContext, d: dict) -> None:
     vouched = "FALSE"
     if d["spread_vouched_by_login"] and _vouched(ctx, d, novel):
         vouched = "r.seq IN (SELECT seq FROM _ns_vouched)"
-    pairs = f"""(SELECT e.ek, e.seq, e.time, r.principal_id
-        FROM _ent e JOIN _rarity r ON r.seq = e.seq
-        WHERE e.etype IN ({etypes}) AND {novel} AND NOT {vouched})"""
+    # The few novel arrivals meet their entities by combo (see RunContext._build_ent).
+    pairs = f"""(SELECT m.ek, r.seq, r.time, r.principal_id
+        FROM _rarity r JOIN _cmap m ON m.cid = r.cid
+        WHERE m.etype IN ({etypes}) AND {novel} AND NOT {vouched})"""
     first_new(con, metric="novel", pairs=pairs, key="principal_id", out="_ns_first")
     ctx.count((Counter("novel", d["windows"], d["min_principals"], d["own_factor"], d["peer_factor"],
                        on_cross=lambda c, rows: _crossed(c, d, rows)),

@@ -20,8 +20,8 @@ from breachwatch.detect.counting import focused
 from breachwatch.detect.entities import LABEL
 
 NAME = "volume_anomaly"
-# Sums over `_ent` rows (e), which carry their events' volumes.
-METRICS = {"requests": "1.0", "bytes": "e.bytes", "subject_reads": "e.nsubj"}
+# Sums over `_ent` rows (alias {a}), which carry their events' volumes.
+METRICS = {"requests": "1.0", "bytes": "{a}.bytes", "subject_reads": "{a}.nsubj"}
 WORDS = {"requests": "requests", "bytes": "bytes", "subject_reads": "records read"}
 
 
@@ -35,14 +35,16 @@ def run(ctx: RunContext) -> None:
     etypes = ", ".join(f"'{e}'" for e in d["entities"]) or "''"
     # The events themselves are joined only when an allowlist needs their other columns.
     allowed = allowlist_sql(d["allowlist"], "a")
-    events = "" if allowed == "FALSE" else f"JOIN {acc} a ON a.seq = e.seq"
+    events = "" if allowed == "FALSE" else f"JOIN {acc} a ON a.seq = v.seq"
+    # Added up per combo of sources first (RunContext.combo_sums); distinct endpoints as each combo's
+    # set of them, counted once the sets of an entity's combos are put together.
+    sums = {m: (f"sum({expr.format(a='v')})", "sum") for m, expr in METRICS.items()}
+    sums.update(errors=("sum(CASE WHEN v.err THEN 1.0 ELSE 0.0 END)", "sum"), endpoints=("list(DISTINCT v.ep)", "list"))
+    totals = ctx.combo_sums("time_bucket(INTERVAL 1 HOUR, v.time)", sums, etypes, joins=events, where=f"NOT {allowed}")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_tot AS
-        SELECT e.ek, time_bucket(INTERVAL 1 HOUR, e.time) AS hour,
-               {", ".join(f"sum({expr}) AS {m}" for m, expr in METRICS.items())},
-               sum(CASE WHEN e.err THEN 1.0 ELSE 0.0 END) AS errors, count(DISTINCT e.ep) AS endpoints
-        FROM _ent e {events}
-        WHERE e.etype IN ({etypes}) AND NOT {allowed}
-        GROUP BY ALL""")
+        SELECT ek, bucket AS hour, {", ".join(METRICS)}, errors,
+               list_unique(flatten(endpoints))::BIGINT AS endpoints
+        FROM ({totals})""")
     if d["enabled"] and not ctx.learn_only:
         _cross(ctx, d)
     # Kept for baselines and for ml_outlier, whether or not this detector alerts.
@@ -82,7 +84,7 @@ def _cross(ctx: RunContext, d: dict) -> None:
         WHERE {reach}""").fetchall()[0][0]
     if not n:
         return
-    cols = ", ".join(f"{expr} AS {m}" for m, expr in METRICS.items())
+    cols = ", ".join(f"{expr.format(a='e')} AS {m}" for m, expr in METRICS.items())
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _va_rows AS
         SELECT e.ek, e.seq, e.time, time_bucket(INTERVAL 1 HOUR, e.time) AS hour, {cols}
         FROM _ent e SEMI JOIN _va_cand c ON c.ek = e.ek""")
