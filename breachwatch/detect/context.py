@@ -23,7 +23,8 @@ from breachwatch.detect.entities import (VALUE_COLUMNS, combo_sql, entity_rows_s
                                          value_sql)
 from breachwatch.detect.feeds import Feeds
 
-# Columns of the events table a detector may use; `seq` orders events within the segment.
+# Columns of the events table a detector may use; `seq` orders events within the segment, `cid` keys
+# each event's combo of sources (see RunContext._build_ent).
 SEGMENT_COLUMNS = ("event_id", "time", "kind", "principal_id", "principal_type", "session_id", "token_id", "key_id",
                    "token_issued_at", "token_expires_at", "owner_id", "src_ip", "src_asn", "src_country",
                    "user_agent", "client_fingerprint", "service", "endpoint", "action", "reason_ref", "status",
@@ -118,11 +119,12 @@ class RunContext:
         # Number the events by sorting only (time, event_id, rowid) and join the wide rows back by
         # rowid: sorting the wide rows themselves (lists, maps, strings) costs three times as much.
         # Detectors order by `seq` explicitly; the table's physical order carries no meaning.
+        # `cid`, each event's combo of sources (see _build_ent), is worked out here once for every use.
         self._drop_other(into, "VIEW")
         con.execute(f"""CREATE OR REPLACE TEMP TABLE {into} AS
             WITH o AS (SELECT rowid AS rid, row_number() OVER (ORDER BY time, event_id) AS seq
                        FROM {source} WHERE {where})
-            SELECT o.seq, {cols} FROM {source} e JOIN o ON e.rowid = o.rid""", params)
+            SELECT o.seq, {cols}, {combo_sql('e')} AS cid FROM {source} e JOIN o ON e.rowid = o.rid""", params)
         return self._segment_ready() if into == "_seg" else 0
 
     def keep_as_pass(self) -> None:
@@ -190,9 +192,9 @@ class RunContext:
     def _build_subj(self) -> None:
         self.need("_acc")
         # `cid`: the event's combo of sources, to meet its entities in `_cmap` (see _build_ent).
-        self.con.execute(f"""CREATE OR REPLACE TEMP TABLE _subj AS
+        self.con.execute("""CREATE OR REPLACE TEMP TABLE _subj AS
             SELECT seq, event_id, time, principal_id, principal_type, status, token_id, src_ip, reason_ref,
-                   unnest(subject_ids) AS subject, generate_subscripts(subject_ids, 1) AS pos, {combo_sql()} AS cid
+                   unnest(subject_ids) AS subject, generate_subscripts(subject_ids, 1) AS pos, cid
             FROM _acc WHERE subject_ids IS NOT NULL AND len(subject_ids) > 0""")
 
     def used_entity_types(self) -> list[str]:
@@ -220,11 +222,10 @@ class RunContext:
         acc = self.need("_acc_b")
         etypes = self.used_entity_types()
         con = self.con
-        cid = combo_sql()
         volumes = ", ".join(f"{expr} AS {name}" for name, expr in ENT_VOLUMES.items())
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _entv AS SELECT seq, time, {cid} AS cid, {volumes} FROM {acc}")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _entv AS SELECT seq, time, cid, {volumes} FROM {acc}")
         values = ", ".join(f"any_value({c}) AS {c}" for c in VALUE_COLUMNS)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _combo AS SELECT {cid} AS cid, {values} FROM {acc} GROUP BY cid")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _combo AS SELECT cid, {values} FROM {acc} GROUP BY cid")
         con.execute(f"CREATE OR REPLACE TEMP TABLE _cmap AS {entity_rows_sql('_combo', etypes, 'cid', names=False)}")
         con.execute(f"""CREATE OR REPLACE TEMP VIEW _ent AS
             SELECT v.seq, v.time, {', '.join(f'v.{name}' for name in ENT_VOLUMES)}, m.etype, m.ek

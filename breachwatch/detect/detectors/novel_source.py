@@ -39,7 +39,7 @@ from breachwatch.detect.alert import AlertCandidate, add_candidate_events, top_v
 from breachwatch.detect.config import fmt_window
 from breachwatch.detect.context import RunContext, allowlist_sql
 from breachwatch.detect.counting import Counter, CrossingRow, earliest_per_entity, first_new, focused
-from breachwatch.detect.entities import LABEL, combo_sql, ek_sql
+from breachwatch.detect.entities import LABEL, ek_sql
 
 NAME = "novel_source"
 MIN_POPULATION = 100  # below this many known principals nothing can be called rare
@@ -77,7 +77,7 @@ def _rarity(ctx: RunContext, d: dict) -> None:
         pn AS (SELECT seq, {population} + coalesce(sum(principal_new::INT) OVER (ORDER BY seq
                           ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS known FROM _novelty)
         SELECT a.seq, a.time, a.principal_id, coalesce(a.principal_type, 'anonymous') AS ptype,
-               {combo_sql('a')} AS cid, pn.known,
+               a.cid, pn.known,
                n.has_history, n.novel_dims,
                sum(CASE WHEN x.is_new OR NOT n.has_history
                         THEN greatest(0, 1 - ln(1 + x.users) / ln(2 + pn.known)) ELSE 0 END)
