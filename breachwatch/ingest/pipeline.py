@@ -230,13 +230,15 @@ class Ingestor:
         # The batch ends at its last piece, not at the last chunk read: that may hold records of the next batch.
         log_update = LogUpdate(self.run_id, self._source, self._chunks[-1][1].last_position, self._log_start, finish)
         plain, split = small_batch(self.con, self._chunks, self.catalog)
-        keys, stored = _direct_keys(self.con, self._chunks, self.writer) if plain is None else (None, None)
+        # A batch read in place is one relation over its file(s), built (and the file checked) once here.
+        files = _in_place_sql(self._chunks) if plain is None else None
+        keys, stored = _direct_keys(self.con, self._chunks, self.writer, files) if plain is None else (None, None)
         if plain is not None:
             with arrow_views(self.con, _plain_rows=plain.rows):
                 res = self.writer.commit("_plain_rows", None, self._source, log_update, hashes=plain.hashes)
             records, uncatalogued = plain.rows.num_rows, plain.uncatalogued
         elif keys is not None:
-            res, records, uncatalogued = self._commit_direct(keys, log_update)
+            res, records, uncatalogued = self._commit_direct(keys, log_update, files)
         else:
             with validated(self.con, self._chunks, self.zone, self.catalog, split) as (valid, records,
                                                                                          uncatalogued):
@@ -246,18 +248,19 @@ class Ingestor:
         self._chunks = []
         self._pending = 0
 
-    def _commit_direct(self, keys: IdKeys, log_update: LogUpdate) -> tuple[BatchResult, int, int]:
-        """Commit a batch of typed rows (read in place, or in memory) whose ids are all new (`_direct_keys`):
-        the records the fast lane vouches for (and the catalog need not complete) are inserted straight from
-        the file or the Arrow table, and only if that leaves some are the rest validated, in the same
-        transaction (`DirectInsert`). Returns the result, the records handed in and those no catalog route
-        matched."""
+    def _commit_direct(self, keys: IdKeys, log_update: LogUpdate, files: str | None
+                       ) -> tuple[BatchResult, int, int]:
+        """Commit a batch of typed rows (read in place, `files` its relation, or in memory) whose ids are all
+        new (`_direct_keys`): the records the fast lane vouches for (and the catalog need not complete) are
+        inserted straight from the file or the Arrow table, and only if that leaves some are the rest
+        validated, in the same transaction (`DirectInsert`). Returns the result, the records handed in and
+        those no catalog route matched."""
         first = self._chunks[0][1]
         vouched = "_sure" + (f" AND NOT ({NEEDS_CATALOG})" if self.catalog else "")
         records = sum(c.rows for _, c in self._chunks)
-        if first.file_rows is not None:
-            schema = _with_position(first.file_rows.schema)
-            source = sql_views(self.con, _direct_in=_file_rows_sql([(src, c.file_rows) for src, c in self._chunks]))
+        if files is not None:
+            schema = _with_position(first.file_rows.schema)  # type: ignore[union-attr]
+            source = sql_views(self.con, _direct_in=files)
         else:
             table = _typed_tables(self._chunks)[0]
             schema, source = table.schema, arrow_views(self.con, _direct_in=table)
@@ -273,8 +276,7 @@ class Ingestor:
                 res = self.writer.commit(None, None, self._source, log_update,
                                          direct=DirectInsert(rows, records, keys, rest))
             except duckdb.Error as e:  # rolled back: a file's rows can be read again to tell damage from a fault
-                damage = (_unreadable(self.con, self._chunks, ["SELECT * FROM _direct_in"])
-                          if first.file_rows is not None else None)
+                damage = _unreadable(self.con, self._chunks, ["SELECT * FROM _direct_in"]) if files else None
                 raise damage or e
         return res, records, rest_uncatalogued[0]
 
@@ -501,24 +503,31 @@ def _typed_tables(chunks: list[tuple[str, Chunk]]) -> list[pa.Table]:
     return [_one_chunk(pa.concat_tables(ts)) for ts in typed.values()]
 
 
-def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], writer: ChainWriter
-                 ) -> tuple[IdKeys | None, list[str] | None]:
-    """For a batch of typed rows of one schema, all read in place or all in memory: (the keys of its
-    event_ids when every one is present, distinct and not stored, so that the batch can be inserted
-    directly; else None, and the stored ones among them when they were looked up). (None, None) for any
-    other batch. Only the id column is read."""
+def _in_place_sql(chunks: list[tuple[str, Chunk]]) -> str | None:
+    """The relation of a batch whose every chunk is rows of a Parquet file read in place (`_file_rows_sql`,
+    which checks the file once), else None."""
+    if not chunks or any(c.file_rows is None or not c.rows or _is_text(c) for _, c in chunks):
+        return None
+    return _file_rows_sql([(src, c.file_rows) for src, c in chunks])  # type: ignore[misc]
+
+
+def _direct_keys(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], writer: ChainWriter,
+                 files: str | None) -> tuple[IdKeys | None, list[str] | None]:
+    """For a batch of typed rows of one schema, all read in place (`files`, their relation) or all in memory:
+    (the keys of its event_ids when every one is present, distinct and not stored, so that the batch can be
+    inserted directly; else None, and the stored ones among them when they were looked up). (None, None) for
+    any other batch. Only the id column is read."""
     if not chunks or any(not c.rows or c.rejects or _is_text(c) for _, c in chunks):
         return None, None
     first = chunks[0][1]
-    in_place = first.file_rows is not None
+    in_place = files is not None
     if ("event_id" not in first.schema.names
             or any(c.schema != first.schema or (c.file_rows is not None) != in_place for _, c in chunks)):
         return None, None
     con.complete()  # a result left unread (fetchone) would refuse the reads below
     if in_place:
-        rel = _file_rows_sql([(src, c.file_rows) for src, c in chunks])
         try:
-            ids = con.sql(f"SELECT event_id FROM ({rel})").to_arrow_table().column(0)
+            ids = con.sql(f"SELECT event_id FROM ({files})").to_arrow_table().column(0)
         except duckdb.Error:
             return None, None  # unreadable: validation reports it as it does for any batch
     else:

@@ -255,9 +255,7 @@ class ChainWriter:
         stored_rows = _find_stored(con, staged, stored)
         if not stored_rows and not repeats:
             # The common case: every staged row is new, so nothing needs classifying.
-            res.loaded = hashes.num_rows
-            if res.loaded:
-                _insert_new(con, staged, batch_id)
+            res.loaded = _insert_new(con, staged, batch_id) if hashes.num_rows else 0
             return keys, None, hashes
         if "_rh" not in hashes.column_names:  # duplicate or conflict: record hashes tell
             hashes = record_hashes(con, staged)
