@@ -21,6 +21,11 @@ import duckdb
 from breachwatch.detect import daycache
 from breachwatch.detect.config import DetectConfig
 
+# An entity's peer group as a number, from its registry row `r` (NULL when it has none).
+PEER_GROUP = "CASE WHEN r.ek IS NOT NULL THEN hash(r.etype, r.ptype) END"
+# Each peer group's number with its entity type and principal type.
+_PEER_NAMES = f"(SELECT DISTINCT {PEER_GROUP} AS grp, etype, ptype FROM entity_registry r)"
+
 # Counter metrics, the detector whose settings govern them, and its setting for the windows.
 COUNTER_METRICS = {
     "subj": "enumeration",
@@ -52,11 +57,8 @@ def refresh(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) 
         SELECT metric, ek, bucket, sum(n) AS n FROM counter_buckets b
         WHERE gran = 'h' AND bucket >= ? AND bucket < ? AND NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = b.ek)
         GROUP BY ALL""", [since, until])
-    for metric, det in COUNTER_METRICS.items():
-        d = cfg.detectors[det]
-        if not d["enabled"]:
-            continue
-        _counter_baseline(con, metric, d["windows"], d["peer_quantile"])
+    _counter_baselines(con, {metric: cfg.detectors[det] for metric, det in COUNTER_METRICS.items()
+                             if cfg.detectors[det]["enabled"]})
     _volume_baseline(con, cfg, since, until)
     _prune(con, cfg, until)
 
@@ -74,26 +76,49 @@ def _prune(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, until: datetime) -
     con.execute(f"DELETE FROM counter_alerted WHERE seen_at < ?::TIMESTAMP - INTERVAL {int(longest)} SECOND", [until])
 
 
-def _counter_baseline(con: duckdb.DuckDBPyConnection, metric: str, windows: list[float], q: float) -> None:
-    """Own and peer levels of one metric for each of its windows, from the history's hourly counts (`_bl_hours`).
+def _counter_baselines(con: duckdb.DuckDBPyConnection, settings: dict[str, dict]) -> None:
+    """Own and peer levels of every counter metric (with its detector's `windows` and `peer_quantile`)
+    for each of its windows, from the history's hourly counts (`_bl_hours`).
 
-    All windows in three statements: the rolling sums share one ordering of each entity's hours.
+    All metrics and windows at once (a statement per metric and step, 18 per refresh, cost more): the
+    rolling sums share one ordering of each entity's hours, and each (metric, window)'s levels are a
+    view over them, read by the own levels' insert and by the peers' quantiles.
     """
-    spans = [(int(w), max(1, math.ceil(w / 3600))) for w in windows]
-    # Rolling sums over hours+1 hourly buckets bound every W-long window from above.
-    rolling = ", ".join(f"sum(n) OVER (PARTITION BY ek ORDER BY bucket RANGE BETWEEN INTERVAL {h} HOUR PRECEDING "
-                        f"AND CURRENT ROW) AS r{i}" for i, (_, h) in enumerate(spans))
+    if not settings:
+        return
+    # Rolling sums over hours+1 hourly buckets bound every W-long window from above; windows that round
+    # to the same number of hours share one sum.
+    hours = {m: {int(w): max(1, math.ceil(w / 3600)) for w in d["windows"]} for m, d in settings.items()}
+    spans = sorted({h for by_w in hours.values() for h in by_w.values()})
+    col = {h: f"r{i}" for i, h in enumerate(spans)}
+    rolling = ", ".join(f"sum(n) OVER (PARTITION BY metric, ek ORDER BY bucket RANGE BETWEEN INTERVAL {h} HOUR "
+                        f"PRECEDING AND CURRENT ROW) AS {col[h]}" for h in spans)
+    metrics = ", ".join(f"'{m}'" for m in settings)  # the fixed names of COUNTER_METRICS
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_own AS
-        SELECT ek, count(*) AS samples, {", ".join(f"max(r{i}) AS r{i}" for i in range(len(spans)))}
-        FROM (SELECT ek, {rolling} FROM _bl_hours WHERE metric = ?) GROUP BY ek""", [metric])
-    own = " UNION ALL ".join(f"SELECT 'own', '{metric}', {w}, ek, r{i}, samples, -1 FROM _bl_own"
-                             for i, (w, _) in enumerate(spans))
-    con.execute(f"INSERT INTO baselines (scope, metric, window_s, ek, value, samples, slot) {own}")
-    con.execute(f"""
-        INSERT INTO baselines (scope, metric, window_s, etype, ptype, value, samples, slot)
-        SELECT 'peer', '{metric}', b.window_s, r.etype, r.ptype, quantile_cont(b.value, {q}), count(*), -1
-        FROM baselines b JOIN entity_registry r ON r.ek = b.ek
-        WHERE b.scope = 'own' AND b.metric = '{metric}' GROUP BY b.window_s, r.etype, r.ptype""")
+        SELECT o.*, {PEER_GROUP} AS grp FROM (
+            SELECT metric, ek, count(*) AS samples, {", ".join(f"max({c}) AS {c}" for c in col.values())}
+            FROM (SELECT metric, ek, {rolling} FROM _bl_hours WHERE metric IN ({metrics})) GROUP BY metric, ek) o
+        LEFT JOIN entity_registry r ON r.ek = o.ek""")
+    # One row per (metric, window): which rolling sum is its level.
+    pairs = ", ".join(f"('{m}', {w}, '{col[h]}')" for m, by_w in hours.items() for w, h in by_w.items())
+    own = " UNION ALL ".join(f"SELECT o.metric, p.w, o.ek, o.{c} AS value, o.samples, o.grp FROM _bl_own o "
+                             f"JOIN p ON p.metric = o.metric AND p.c = '{c}'" for c in col.values())
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW _bl_own_w AS
+        WITH p AS (SELECT * FROM (VALUES {pairs}) p(metric, w, c)) {own}""")
+    con.execute("""INSERT INTO baselines (scope, metric, window_s, ek, value, samples, slot)
+        SELECT 'own', metric, w, ek, value, samples, -1 FROM _bl_own_w""")
+    # Peers: a quantile per (metric, window, peer group) over the own levels of entities in the registry,
+    # one statement per distinct quantile the detectors ask for.
+    by_q: dict[float, list[str]] = {}
+    for m, d in settings.items():
+        by_q.setdefault(float(d["peer_quantile"]), []).append(f"'{m}'")
+    for q, ms in by_q.items():
+        con.execute(f"""
+            INSERT INTO baselines (scope, metric, window_s, etype, ptype, value, samples, slot)
+            SELECT 'peer', v.metric, v.w, g.etype, g.ptype, v.value, v.samples, -1 FROM (
+                SELECT metric, w, grp, quantile_cont(value, {q}) AS value, count(*) AS samples FROM _bl_own_w
+                WHERE grp IS NOT NULL AND metric IN ({", ".join(ms)}) GROUP BY metric, w, grp) v
+            JOIN {_PEER_NAMES} g ON g.grp = v.grp""")
 
 
 def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: datetime, until: datetime) -> None:
@@ -130,12 +155,14 @@ def _volume_baseline(con: duckdb.DuckDBPyConnection, cfg: DetectConfig, since: d
             FROM _bl_top a LEFT JOIN _bl_levels r ON r.ek = a.ek""")
     con.execute("DROP TABLE _bl_levels")
     # The peer levels of the three metrics from one pass over the hours (three passes cost three times as much).
+    quantiles = ", ".join(f"quantile_cont({m}, 0.99) AS {m}" for m in metrics)
     con.execute(f"""
         INSERT INTO baselines (scope, metric, window_s, etype, ptype, slot, value, samples)
         SELECT 'peer', 'vol_' || metric, 0, etype, ptype, 300, value, samples FROM (
-            UNPIVOT (SELECT r.etype, r.ptype, count(*) AS samples,
-                            {", ".join(f"quantile_cont(v.{m}, 0.99) AS {m}" for m in metrics)}
-                     FROM _bl_volume v JOIN entity_registry r ON r.ek = v.ek GROUP BY r.etype, r.ptype)
+            UNPIVOT (SELECT g.etype, g.ptype, v.samples, {on} FROM (
+                         SELECT grp, count(*) AS samples, {quantiles} FROM _bl_volume
+                         WHERE grp IS NOT NULL GROUP BY grp) v
+                     JOIN {_PEER_NAMES} g ON g.grp = v.grp)
             ON {on} INTO NAME metric VALUE value)""")
 
 
@@ -147,19 +174,29 @@ def _hours(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, met
     sums = ", ".join(f"sum({m}) AS {m}" for m in metrics)
     days = daycache.whole_days(since, until)
 
+    # Each hour carries its entity's peer group (a hash of entity type and principal type), looked up once
+    # when its day is compacted: the peer levels group the hours by it, and a join of every hour of the
+    # history to the registry at every refresh cost more than the quantiles themselves. (The registry
+    # only grows, and an entity is registered before its first hour is stored, so the answer never
+    # changes.) A number, not the two names: copying two strings per hour cost what the join saved.
+    typed = f"SELECT d.*, {PEER_GROUP} AS grp FROM ({{}}) d LEFT JOIN entity_registry r ON r.ek = d.ek"
+
     def compute(missing: list[datetime]) -> None:
-        con.execute(f"""INSERT INTO _kept_hours SELECT date_trunc('day', hour), ek, hour, {sums} FROM entity_hours
-            WHERE hour >= ? AND hour < ? AND date_trunc('day', hour) IN (SELECT unnest(?::TIMESTAMP[])) GROUP BY ALL""",
+        days_sql = f"""SELECT date_trunc('day', hour) AS day, ek, hour, {sums} FROM entity_hours
+            WHERE hour >= ? AND hour < ? AND date_trunc('day', hour) IN (SELECT unnest(?::TIMESTAMP[])) GROUP BY ALL"""
+        con.execute(f"INSERT INTO _kept_hours {typed.format(days_sql)}",
                     [missing[0], missing[-1] + daycache.DAY, missing])
 
     kept = daycache.keep(con, "hours", table="entity_hours", column="hour", days=days, key="", reach=False,
-                         columns=f"ek UBIGINT, hour TIMESTAMP, {', '.join(f'{m} DOUBLE' for m in metrics)}",
+                         columns=f"ek UBIGINT, hour TIMESTAMP, {', '.join(f'{m} DOUBLE' for m in metrics)}, "
+                                 "grp UBIGINT",
                          compute=compute)
     ends = daycache.ends(since, until, days)
     fresh = " OR ".join("(hour >= ? AND hour < ?)" for _ in ends) or "FALSE"
+    fresh_sql = f"SELECT ek, hour, {sums} FROM entity_hours WHERE {fresh} GROUP BY ek, hour"
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _bl_volume AS
         SELECT * FROM (
-            SELECT ek, hour, {", ".join(metrics)} FROM {kept} WHERE day IN (SELECT unnest(?::TIMESTAMP[]))
+            SELECT ek, hour, {", ".join(metrics)}, grp FROM {kept} WHERE day IN (SELECT unnest(?::TIMESTAMP[]))
             UNION ALL
-            SELECT ek, hour, {sums} FROM entity_hours WHERE {fresh} GROUP BY ek, hour) h
+            {typed.format(fresh_sql)}) h
         WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek)""", [days, *(t for span in ends for t in span)])
