@@ -71,3 +71,27 @@ def test_kept_days_learn_what_a_fresh_learn_does(store):
     _learn(fresh, cfg, until)
     assert _learned(fresh) == kept
     assert kept != first
+
+
+def test_training_sample_is_each_pairs_smallest_hashes(store):
+    """The sample per (entity type, principal type) is its `max_training_rows` vectors of smallest hash, in
+    hash order, and every vector of a pair with no more than that."""
+    con, _ = store
+    cfg = load_detect_config(load_catalog(None))
+    con.executemany("INSERT INTO entity_registry VALUES (?, ?, 'customer', ?, ?)",
+                    [(ek, et, f"e{ek}", DAY0) for ek, et in EKS.items()])
+    until = DAY0 + timedelta(days=2, hours=3)
+    _add(con, *_rows(random.Random(3), DAY0, until))
+    _learn(con, cfg, until)
+    total = dict(con.execute("SELECT etype, count(*) FROM ml_training GROUP BY etype").fetchall())
+    assert total["ip"] > total["asn"]            # two ip entities, one asn
+    cut = total["asn"]                           # ip is cut, asn is kept whole
+    cfg.detectors["ml_outlier"]["max_training_rows"] = cut
+    _learn(con, cfg, until)
+    want = con.execute(f"""SELECT etype, v FROM (
+        SELECT r.etype, x.v, x.h, row_number() OVER (PARTITION BY r.etype ORDER BY x.h) AS rn
+        FROM _ml_vec x JOIN entity_registry r ON r.ek = x.ek) WHERE rn <= {cut} ORDER BY etype, h""").fetchall()
+    got = con.execute("SELECT etype, features FROM ml_training").fetchall()
+    sizes = dict(con.execute("SELECT etype, count(*) FROM ml_training GROUP BY etype").fetchall())
+    assert got == want
+    assert sizes["ip"] == cut and sizes["asn"] == total["asn"]

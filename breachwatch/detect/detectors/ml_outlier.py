@@ -272,12 +272,17 @@ def learn(con, cfg, since: datetime, until: datetime) -> None:
     if not d["enabled"]:
         return
     _history_vectors(con, d, since, until)
+    # Per pair, the vectors up to its n-th smallest hash: found from the hashes alone (ranking the rows
+    # themselves kept every vector in a top-n heap), and every vector of a pair with fewer. Hashes of
+    # distinct (entity, step) tie only by a 64-bit collision, which would keep one vector more.
+    n = int(d["max_training_rows"])
     con.execute(f"""INSERT INTO ml_training (etype, features, ptype)
-        SELECT etype, v, ptype FROM (
-            SELECT r.etype, r.ptype, x.v, x.h, row_number() OVER (PARTITION BY r.etype, r.ptype ORDER BY x.h) AS rn
-            FROM _ml_vec x JOIN entity_registry r ON r.ek = x.ek
-            WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = x.ek))
-        WHERE rn <= {int(d['max_training_rows'])} ORDER BY etype, ptype, h""")
+        WITH x AS (SELECT r.etype, r.ptype, x.v, x.h FROM _ml_vec x JOIN entity_registry r ON r.ek = x.ek
+                   WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = x.ek)),
+             cut AS (SELECT etype, ptype, CASE WHEN count(*) > {n} THEN list_max(min(h, {n})) END AS h_max
+                     FROM x GROUP BY etype, ptype)
+        SELECT x.etype, x.v, x.ptype FROM x JOIN cut c ON c.etype = x.etype AND c.ptype = x.ptype
+        WHERE c.h_max IS NULL OR x.h <= c.h_max ORDER BY x.etype, x.ptype, x.h""")
 
 
 def _history_vectors(con, d: dict, since: datetime, until: datetime) -> None:
