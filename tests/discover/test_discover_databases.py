@@ -173,3 +173,23 @@ def test_mariadb_large_table_is_sampled_across_its_key_range(store, maria_db) ->
     table = reports[0].tables[0]
     assert table.sample_method.startswith("10 key-range slices") and table.sampled_rows == 200
     assert "KR_RRN" in findings_by_column(reports[0])[(f"{name}.customers", "jumin_no")]
+
+
+def test_mariadb_key_range_sample_tops_up_short_slices_without_repeats(maria_db) -> None:
+    """A key range with a far outlier: every random slice lands past the dense keys and reads the one
+    outlying row, so the sample must top up from the start of the range and count each row once."""
+    from breachwatch.discover.scanners.mysql import MySQLSource
+    name, _ = maria_db
+    admin = pymysql.connect(**MARIADB, autocommit=True, charset="utf8mb4")
+    with admin.cursor() as cur:
+        cur.execute(f"CREATE TABLE {name}.skewed (id BIGINT PRIMARY KEY, note VARCHAR(20))")
+        cur.executemany(f"INSERT INTO {name}.skewed VALUES (%s, %s)",
+                        [(i, f"n{i}") for i in range(1, 101)] + [(10**12, "far")])
+    admin.close()
+    source = MySQLSource(f"mariadb://root@127.0.0.1:3306/{name}")
+    try:
+        got, method = source._spread("CAST(note AS CHAR)", f"{name}.skewed", "id", 40)
+    finally:
+        source.close()
+    assert method == "10 key-range slices of 4 rows"
+    assert len(got) == 40 and len(set(got)) == 40 and ("far",) in got

@@ -81,6 +81,26 @@ def test_sqlite_is_opened_read_only(store, tmp_path) -> None:
     assert db.read_bytes() == before
 
 
+def test_sqlite_rowid_sample_tops_up_short_slices_without_repeats(tmp_path) -> None:
+    """A rowid range with a far outlier: every random slice lands past the dense rows and reads the one
+    outlying row, so the sample must top up from the start of the range and count each row once."""
+    from breachwatch.discover.scanners.sqlite import SQLiteSource
+    db = tmp_path / "skewed.db"
+    con = sqlite3.connect(db)
+    con.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY, note TEXT)")
+    con.executemany("INSERT INTO notes VALUES (?, ?)", [(i, f"n{i}") for i in range(1, 101)] + [(10**12, "far")])
+    con.commit()
+    con.close()
+    source = SQLiteSource(f"sqlite:///{db}")
+    try:
+        [table] = [t for t in source.tables() if t.name == "notes"]
+        sample = source.sample(table, 40, 10.0)
+    finally:
+        source.close()
+    assert sample.method == "10 rowid-range slices of 4 rows"
+    assert len(sample.rows) == 40 and len(set(sample.rows)) == 40 and ("1000000000000", "far") in sample.rows
+
+
 def test_budget_stops_the_scan_and_the_next_run_resumes(store, tmp_path) -> None:
     folder = tmp_path / "export"
     _write_customer_files(folder, n=300)

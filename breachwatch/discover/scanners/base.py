@@ -7,7 +7,9 @@ the source or table, so the scan moves on to the next one.
 """
 from __future__ import annotations
 
+import random
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import urlsplit, urlunsplit
@@ -75,3 +77,28 @@ def redact_url(url: str) -> str:
 
 def quote_ident(name: str, quote: str = '"') -> str:
     return quote + name.replace(quote, quote * 2) + quote
+
+
+def key_range_sample(run: Callable[[str, tuple], list], select: str, target: str, key: str, lo: int, hi: int,
+                     rows: int, seed: str, ph: str = "?") -> list[tuple]:
+    """Up to `rows` rows of `target` (columns `select`) from ten random points of its integer `key` range
+    [lo, hi]: a fair sample without ORDER BY RAND(), the same for the same `seed` (the table) and range.
+
+    `run(sql, args)` returns a query's rows; `ph` is the driver's placeholder. Rows are kept by key, since
+    two starts closer than a slice read some rows twice; slices near the end of the range or overlapping
+    run short, and are topped up from its start, whose first `rows` rows hold at least as many not yet
+    taken as are missing.
+    """
+    rng = random.Random(f"{seed}:{lo}:{hi}")
+    per = max(1, rows // 10)
+    got: dict = {}
+    for start in sorted(rng.randint(lo, hi) for _ in range(10)):
+        for r in run(f"SELECT {key}, {select} FROM {target} WHERE {key} >= {ph} ORDER BY {key} LIMIT {ph}",
+                     (start, per)):
+            got.setdefault(r[0], tuple(r[1:]))
+    if len(got) < rows:
+        for r in run(f"SELECT {key}, {select} FROM {target} ORDER BY {key} LIMIT {ph}", (rows,)):
+            if len(got) >= rows:
+                break
+            got.setdefault(r[0], tuple(r[1:]))
+    return list(got.values())

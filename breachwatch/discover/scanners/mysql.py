@@ -4,12 +4,12 @@ read-only session with a per-statement time limit.
 """
 from __future__ import annotations
 
-import random
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pymysql
 
-from breachwatch.discover.scanners.base import Column, Sample, SourceError, Table, TableError, quote_ident, redact_url
+from breachwatch.discover.scanners.base import (Column, Sample, SourceError, Table, TableError, key_range_sample,
+                                               quote_ident, redact_url)
 
 CONNECT_TIMEOUT_S = 5
 SYSTEM_SCHEMAS = ("mysql", "information_schema", "performance_schema", "sys")
@@ -106,21 +106,12 @@ class MySQLSource:
         return Sample([c.name for c in cols], [tuple(r) for r in got], method)
 
     def _spread(self, select: str, target: str, key: str, rows: int) -> tuple[list[tuple], str]:
-        """Rows from ten random points of the key range: a fair sample without ORDER BY RAND()."""
+        """Rows from ten random points of the key range (`key_range_sample`)."""
         lo, hi = self._execute(f"SELECT MIN({key}), MAX({key}) FROM {target}")[0]
         if lo is None:
             return [], "empty"
-        rng = random.Random(f"{target}:{lo}:{hi}")
-        chunks, per = 10, max(1, rows // 10)
-        starts = sorted(rng.randint(lo, hi) for _ in range(chunks))
-        got: list[tuple] = []
-        for start in starts:
-            got.extend(self._execute(f"SELECT {select} FROM {target} WHERE {key} >= %s ORDER BY {key} LIMIT %s",
-                                     (start, per)))
-        if len(got) < rows:  # slices near the end ran short: top up from before the first slice
-            got.extend(self._execute(f"SELECT {select} FROM {target} WHERE {key} < %s ORDER BY {key} LIMIT %s",
-                                     (starts[0], rows - len(got))))
-        return got, f"{chunks} key-range slices of {per} rows"
+        got = key_range_sample(self._execute, select, target, key, lo, hi, rows, seed=target, ph="%s")
+        return got, f"10 key-range slices of {max(1, rows // 10)} rows"
 
     def close(self) -> None:
         self.con.close()

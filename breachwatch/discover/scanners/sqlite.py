@@ -3,13 +3,13 @@ the rowid range on large tables, queries interrupted at their time limit.
 """
 from __future__ import annotations
 
-import random
 import sqlite3
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from breachwatch.discover.scanners.base import Column, Sample, SourceError, Table, TableError, quote_ident
+from breachwatch.discover.scanners.base import (Column, Sample, SourceError, Table, TableError, key_range_sample,
+                                               quote_ident)
 
 
 class SQLiteSource:
@@ -54,17 +54,9 @@ class SQLiteSource:
             lo, hi = self.con.execute(f"SELECT min(rowid), max(rowid) FROM {target}").fetchone()
             table.estimated_rows = 0 if lo is None else hi - lo + 1
             if table.estimated_rows > 2 * rows:
-                rng = random.Random(f"{table.name}:{lo}:{hi}")
-                per = max(1, rows // 10)
-                got = []
-                starts = sorted(rng.randint(lo, hi) for _ in range(10))
-                for start in starts:
-                    got.extend(self.con.execute(f"SELECT {select} FROM {target} WHERE rowid >= ? ORDER BY rowid "
-                                                "LIMIT ?", (start, per)).fetchall())
-                if len(got) < rows:  # slices near the end ran short: top up from before the first slice
-                    got.extend(self.con.execute(f"SELECT {select} FROM {target} WHERE rowid < ? ORDER BY rowid "
-                                                "LIMIT ?", (starts[0], rows - len(got))).fetchall())
-                method = f"10 rowid-range slices of {per} rows"
+                got = key_range_sample(lambda q, a: self.con.execute(q, a).fetchall(), select, target, "rowid",
+                                       lo, hi, rows, seed=table.name)
+                method = f"10 rowid-range slices of {max(1, rows // 10)} rows"
             else:
                 got = self.con.execute(f"SELECT {select} FROM {target} LIMIT ?", (rows,)).fetchall()
                 method = "all rows"
