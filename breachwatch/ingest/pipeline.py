@@ -268,7 +268,7 @@ class Ingestor:
         with contextlib.ExitStack() as later, source:
             def rest() -> tuple[str, str]:
                 valid, _, rest_uncatalogued[0] = later.enter_context(
-                    validated(self.con, self._chunks, self.zone, self.catalog, skip=vouched))
+                    validated(self.con, self._chunks, self.zone, self.catalog, skip=vouched, files=files))
                 return valid, "_bad_rows"
 
             rows = f"(SELECT * FROM ({staged_sql([typed_feeder_sql(schema, '_direct_in')])}) WHERE {vouched})"
@@ -425,12 +425,14 @@ def small_batch(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]],
 
 @contextlib.contextmanager
 def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], zone: SourceZone | None,
-              catalog: Catalog | None, split: tuple[pa.Table, pa.Table] | None = None, skip: str | None = None
-              ) -> Iterator[tuple[str, int, int]]:
+              catalog: Catalog | None, split: tuple[pa.Table, pa.Table] | None = None, skip: str | None = None,
+              files: str | None = None) -> Iterator[tuple[str, int, int]]:
     """Validate one batch of (source, chunk) on `con`; inside the block, yields (the relation of its valid
     rows, the number of records handed in, the access records no catalog route matched) and `_bad_rows`
     holds its quarantine rows. `split` is `small_batch`'s compact split of the same chunks, if it made one.
-    `skip`: the records a direct insert has stored already are left out (`Ingestor._commit_direct`)."""
+    `skip`: the records a direct insert has stored already are left out (`Ingestor._commit_direct`).
+    `files`: the batch's relation when all of it is read in place, in one schema (`_in_place_sql`), built
+    and checked already."""
     text = [(src, c) for src, c in chunks if c.rows and _is_text(c)]
     in_files: dict[pa.Schema, list[tuple[str, FileRows]]] = {}
     for src, c in chunks:
@@ -438,7 +440,8 @@ def validated(con: duckdb.DuckDBPyConnection, chunks: list[tuple[str, Chunk]], z
             in_files.setdefault(c.file_rows.schema, []).append((src, c.file_rows))
     lines = _lines_table(text)
     typed_views = {f"_typed_in{k}": t for k, t in enumerate(_typed_tables(chunks))}
-    file_views = {f"_file_in{k}": (_file_rows_sql(parts), _with_position(schema))
+    whole = files if len(in_files) == 1 else None
+    file_views = {f"_file_in{k}": (whole or _file_rows_sql(parts), _with_position(schema))
                   for k, (schema, parts) in enumerate(in_files.items())}
     if 0 < len(lines) <= compactlane.COMPACT_MAX_LINES:  # a small batch: spare it the JSON feeder's planning
         compact, lines = split or compactlane.split_compact(lines)
