@@ -80,14 +80,15 @@ def quote_ident(name: str, quote: str = '"') -> str:
 
 
 def key_range_sample(run: Callable[[str, tuple], list], select: str, target: str, key: str, lo: int, hi: int,
-                     rows: int, seed: str, ph: str = "?") -> list[tuple]:
+                     rows: int, seed: str, ph: str = "?", range_name: str = "key") -> tuple[list[tuple], str]:
     """Up to `rows` rows of `target` (columns `select`) from ten random points of its integer `key` range
-    [lo, hi]: a fair sample without ORDER BY RAND(), the same for the same `seed` (the table) and range.
+    [lo, hi], and how they were picked: a fair sample without ORDER BY RAND(), the same for the same
+    `seed` (the table) and range.
 
-    `run(sql, args)` returns a query's rows; `ph` is the driver's placeholder. Rows are kept by key, since
-    two starts closer than a slice read some rows twice; slices near the end of the range or overlapping
-    run short, and are topped up from its start, whose first `rows` rows hold at least as many not yet
-    taken as are missing.
+    `run(sql, args)` returns a query's rows; `ph` is the driver's placeholder; `range_name` names the range
+    in the method. Rows are kept by key, since two starts closer than a slice read some rows twice; slices
+    near the end of the range or overlapping run short, and are topped up from its start, whose first
+    `rows` rows hold at least as many not yet taken as are missing.
     """
     rng = random.Random(f"{seed}:{lo}:{hi}")
     per = max(1, rows // 10)
@@ -101,4 +102,4 @@ def key_range_sample(run: Callable[[str, tuple], list], select: str, target: str
             if len(got) >= rows:
                 break
             got.setdefault(r[0], tuple(r[1:]))
-    return list(got.values())
+    return list(got.values()), f"10 {range_name}-range slices of {per} rows"

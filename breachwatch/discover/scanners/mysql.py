@@ -110,8 +110,7 @@ class MySQLSource:
         lo, hi = self._execute(f"SELECT MIN({key}), MAX({key}) FROM {target}")[0]
         if lo is None:
             return [], "empty"
-        got = key_range_sample(self._execute, select, target, key, lo, hi, rows, seed=target, ph="%s")
-        return got, f"10 key-range slices of {max(1, rows // 10)} rows"
+        return key_range_sample(self._execute, select, target, key, lo, hi, rows, seed=target, ph="%s")
 
     def close(self) -> None:
         self.con.close()

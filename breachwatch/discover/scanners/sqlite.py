@@ -54,9 +54,9 @@ class SQLiteSource:
             lo, hi = self.con.execute(f"SELECT min(rowid), max(rowid) FROM {target}").fetchone()
             table.estimated_rows = 0 if lo is None else hi - lo + 1
             if table.estimated_rows > 2 * rows:
-                got = key_range_sample(lambda q, a: self.con.execute(q, a).fetchall(), select, target, "rowid",
-                                       lo, hi, rows, seed=table.name)
-                method = f"10 rowid-range slices of {max(1, rows // 10)} rows"
+                got, method = key_range_sample(lambda q, a: self.con.execute(q, a).fetchall(), select, target,
+                                               "rowid", lo, hi, rows, seed=table.name,
+                                               range_name="rowid")
             else:
                 got = self.con.execute(f"SELECT {select} FROM {target} LIMIT ?", (rows,)).fetchall()
                 method = "all rows"
