@@ -179,12 +179,12 @@ def _hours(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, met
     # history to the registry at every refresh cost more than the quantiles themselves. (The registry
     # only grows, and an entity is registered before its first hour is stored, so the answer never
     # changes.) A number, not the two names: copying two strings per hour cost what the join saved.
-    typed = f"SELECT d.*, {PEER_GROUP} AS grp FROM ({{}}) d LEFT JOIN entity_registry r ON r.ek = d.ek"
+    grouped = f"SELECT d.*, {PEER_GROUP} AS grp FROM ({{}}) d LEFT JOIN entity_registry r ON r.ek = d.ek"
 
     def compute(missing: list[datetime]) -> None:
         days_sql = f"""SELECT date_trunc('day', hour) AS day, ek, hour, {sums} FROM entity_hours
             WHERE hour >= ? AND hour < ? AND date_trunc('day', hour) IN (SELECT unnest(?::TIMESTAMP[])) GROUP BY ALL"""
-        con.execute(f"INSERT INTO _kept_hours {typed.format(days_sql)}",
+        con.execute(f"INSERT INTO _kept_hours {grouped.format(days_sql)}",
                     [missing[0], missing[-1] + daycache.DAY, missing])
 
     kept = daycache.keep(con, "hours", table="entity_hours", column="hour", days=days, key="", reach=False,
@@ -198,5 +198,5 @@ def _hours(con: duckdb.DuckDBPyConnection, since: datetime, until: datetime, met
         SELECT * FROM (
             SELECT ek, hour, {", ".join(metrics)}, grp FROM {kept} WHERE day IN (SELECT unnest(?::TIMESTAMP[]))
             UNION ALL
-            {typed.format(fresh_sql)}) h
+            {grouped.format(fresh_sql)}) h
         WHERE NOT EXISTS (SELECT 1 FROM _suspect s WHERE s.ek = h.ek)""", [days, *(t for span in ends for t in span)])
