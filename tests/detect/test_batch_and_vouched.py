@@ -199,3 +199,32 @@ def test_the_new_settings_are_configurable():
     assert cfg.detectors["novel_source"]["spread_vouched_by_login"] is False
     assert cfg.detectors["novel_source"]["spread_vouch_lookback"] == 7200
     assert cfg.detectors["enumeration"]["batch_principal_types"] == ["service"]
+
+
+def test_rarity_leaves_out_only_rows_no_threshold_can_reach(tmp_path, monkeypatch):
+    """novel_source's `_rarity` keeps only events with something new (rarity 0 is below every threshold):
+    segment by segment, its rows are exactly the rows above 0 of the table built for every event."""
+    from breachwatch.detect.detectors import novel_source
+    real = novel_source._rarity
+    kept: dict[str, int] = {"filtered": 0, "zero": 0}
+
+    def both(ctx, d):
+        con = ctx.con
+        real(ctx, {**d, "min_rarity": 0.0})   # a threshold of 0: every event's row
+        con.execute("CREATE OR REPLACE TEMP TABLE _full AS SELECT * FROM _rarity")
+        real(ctx, d)
+        kept["zero"] += con.execute("SELECT count(*) FROM _full WHERE rarity = 0").fetchall()[0][0]
+        kept["filtered"] += con.execute("SELECT count(*) FROM _rarity").fetchall()[0][0]
+        # The same values; a list's order and a float sum's last bit follow how DuckDB split the work.
+        rows = ("SELECT * REPLACE (list_sort(new_dims) AS new_dims, round(rarity, 9) AS rarity, "
+                "round(client_rarity, 9) AS client_rarity) FROM {}")
+        differ = con.execute(f"""SELECT count(*) FROM ({rows.format('_rarity')} EXCEPT ALL
+                                                      {rows.format('_full WHERE rarity > 0')})
+            UNION ALL SELECT count(*) FROM ({rows.format('_full WHERE rarity > 0')} EXCEPT ALL
+                                            {rows.format('_rarity')})""").fetchall()
+        assert differ == [(0,), (0,)]
+
+    monkeypatch.setattr(novel_source, "_rarity", both)
+    rows = _spread_alerts(tmp_path, "rarity", login_abroad=False)
+    assert kept["filtered"] >= 150 and kept["zero"] >= 100, kept   # both kinds of row were there
+    assert any(r[1] in (WAVE[0], WAVE[1]) for r in rows), rows

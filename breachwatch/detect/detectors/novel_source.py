@@ -61,21 +61,31 @@ def _rarity(ctx: RunContext, d: dict) -> None:
     con = ctx.con
     acc = ctx.need("_acc_b")
     population = ctx.stats.get("principals_seen", 0)
+    # Only events with something new (a new source for the principal, or a principal without history)
+    # can have a rarity above 0, and every reader asks for more than a threshold (all above 0 here).
+    # Most first uses in a segment are of sources the principal had before; the running counts below
+    # count only new pairs (all of them live) and new principals (kept for the count).
+    thresholds = (d["min_rarity"], d["privileged_min_rarity"], d["spread_min_rarity"])
+    live = ("SELECT DISTINCT p.seq FROM _srcpairs p JOIN _novelty n ON n.seq = p.seq "
+            "WHERE p.is_new OR NOT n.has_history" if min(thresholds) > 0 else "SELECT seq FROM _novelty")
     # The population as of each event: known before the segment, plus those first seen earlier in it;
     # a value's users likewise: stored, plus this segment's earlier first uses.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _rarity AS
-        WITH pop AS (
+        WITH live AS ({live}),
+        pairs AS (SELECT * FROM _srcpairs SEMI JOIN live USING (seq)),
+        pop AS (
             SELECT s.dim, s.value, sum(s.principals) AS n FROM source_popularity s
-            SEMI JOIN (SELECT DISTINCT dim, value FROM _srcpairs) p
+            SEMI JOIN (SELECT DISTINCT dim, value FROM pairs) p
               ON p.dim = s.dim AND p.value = s.value
             GROUP BY ALL),
         dims AS (
             SELECT p.seq, p.dim, p.value, p.is_new,
                    coalesce(pop.n, 0) + coalesce(sum(p.is_new::INT) OVER (PARTITION BY p.dim, p.value ORDER BY p.seq
                        ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS users
-            FROM _srcpairs p LEFT JOIN pop ON pop.dim = p.dim AND pop.value = p.value),
+            FROM pairs p LEFT JOIN pop ON pop.dim = p.dim AND pop.value = p.value),
         pn AS (SELECT seq, {population} + coalesce(sum(principal_new::INT) OVER (ORDER BY seq
-                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS known FROM _novelty)
+                          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS known
+               FROM _novelty WHERE principal_new OR seq IN (SELECT seq FROM live))
         SELECT a.seq, a.time, a.principal_id, coalesce(a.principal_type, 'anonymous') AS ptype,
                a.cid, pn.known,
                n.has_history, n.novel_dims,
