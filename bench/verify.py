@@ -30,7 +30,8 @@ from pathlib import Path
 
 from breachwatch.contract.event import FIELD_NAMES, canonical_record_sql
 from breachwatch.store.anchor import AnchorEntry, AnchorFile
-from breachwatch.store.chain import DIGEST_COLUMNS, GENESIS, batch_digest, columns_bytes, link_head, verify
+from breachwatch.store.chain import (COLUMN_VERSION, DIGEST_COLUMNS, GENESIS, batch_digest, columns_bytes, link_head,
+                                     verify)
 from breachwatch.store.db import connect
 
 ROWS = """
@@ -64,7 +65,7 @@ def build_store(db: str, n: int, batch: int, columnar: bool) -> None:
         hi = min(n, lo + batch)
         con.execute(f"INSERT INTO events ({cols}, batch_id) SELECT *, {seq} FROM "
                     f"({ROWS.replace('__LO__', str(lo)).replace('__HI__', str(hi))})")
-        digest = batch_digest(con, seq, has_quarantine=False, columnar=columnar)
+        digest = batch_digest(con, seq, has_quarantine=False, columnar=COLUMN_VERSION if columnar else None)
         head = link_head(prev, seq, seq, "ingest", hi - lo, 0, digest)
         now = datetime.utcnow()
         con.execute("INSERT INTO batches VALUES (?, ?, ?, 'ingest', 'bench', ?, 0, ?, ?, ?)",

@@ -7,24 +7,29 @@ import duckdb
 import pytest
 
 from breachwatch.ingest.pipeline import ingest_records, ingest_tables
-from breachwatch.store.chain import GENESIS, batch_digest, is_columnar, link_head, verify
+from breachwatch.store.chain import GENESIS, batch_digest, column_version, link_head, verify
 from breachwatch.store.db import connect
 
 
-@pytest.fixture(params=["record", "column"])
-def chained(request, tmp_path, make_event, make_typed_table):
+@pytest.fixture(params=["record", "column", "column-v1"])
+def chained(request, tmp_path, monkeypatch, make_event, make_typed_table):
     """A store with 5 chain links of 20 events each (link k holds events 20(k-1) .. 20k-1), digested by
-    record (small batches, as HTTP requests are) or by column (as ingest digests the batches it validates)."""
+    record (small batches, as HTTP requests are) or by column (as ingest digests the batches it validates),
+    with the current column digest or with version 1, as stores written before version 2 hold them."""
+    from breachwatch.store import chain
+    version = {"record": None, "column": chain.COLUMN_VERSION, "column-v1": 1}[request.param]
     path = str(tmp_path / "s.duckdb")
     con = connect(path)
-    for b in range(5):
-        rows = [make_event(i) for i in range(b * 20, b * 20 + 20)]
-        if request.param == "record":
-            ingest_records(con, rows, f"part{b}", db_path=path)
-        else:
-            ingest_tables(con, [make_typed_table(rows)], f"part{b}", db_path=path)
+    with monkeypatch.context() as m:
+        m.setattr(chain, "COLUMN_VERSION", version or chain.COLUMN_VERSION)
+        for b in range(5):
+            rows = [make_event(i) for i in range(b * 20, b * 20 + 20)]
+            if request.param == "record":
+                ingest_records(con, rows, f"part{b}", db_path=path)
+            else:
+                ingest_tables(con, [make_typed_table(rows)], f"part{b}", db_path=path)
     digests = [d for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()]
-    assert len(digests) == 5 and {is_columnar(d) for d in digests} == {request.param == "column"}
+    assert len(digests) == 5 and {column_version(d) for d in digests} == {version}
     con.close()
     return path
 
@@ -88,7 +93,7 @@ def test_full_rewrite_with_recomputed_chain_is_caught_by_the_anchor(chained):
     for seq, batch_id, link_type, old in con.execute("SELECT seq, batch_id, link_type, digest FROM batches "
                                                      "ORDER BY seq").fetchall():
         n_ev = con.execute("SELECT count(*) FROM events WHERE batch_id = ?", [batch_id]).fetchone()[0]
-        digest = batch_digest(con, batch_id, columnar=is_columnar(old))
+        digest = batch_digest(con, batch_id, columnar=column_version(old))
         head = link_head(prev, seq, batch_id, link_type, n_ev, 0, digest)
         con.execute("UPDATE batches SET events = ?, digest = ?, prev_head = ?, head = ? WHERE seq = ?",
                     [n_ev, digest, prev, head, seq])

@@ -135,3 +135,33 @@ def test_column_digests_are_the_same_for_any_window_and_cover_every_column(tmp_p
         assert after[2] != whole[2] and {b: d for b, d in after.items() if b != 2} == \
             {b: d for b, d in whole.items() if b != 2}, f.name
     con.close()
+
+
+def test_column_digest_versions_follow_their_definitions(tmp_path, make_event, make_typed_table):
+    """Version 2 (new batches) is SHA-256 over each column's own BLAKE2b-256 of `column_bytes`, in column
+    order, whatever thread hashed which column; version 1 (older stores) one SHA-256 over the columns in
+    turn. verify checks each batch by the version its link names."""
+    import hashlib
+
+    from breachwatch.ingest.pipeline import ingest_tables
+    from breachwatch.store.chain import DIGEST_COLUMNS, column_bytes, column_digests, column_version
+    db = str(tmp_path / "s.duckdb")
+    con = connect(db)
+    for b in range(2):
+        rows = [make_event(i, attributes=f'{{"n": {i}}}', subject_fields=[(str(100000 + i), ["name"])])
+                for i in range(b * 7, b * 7 + 7)]
+        ingest_tables(con, [make_typed_table(rows)], f"t{b}", db_path=db)
+    assert [column_version(d) for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()] == [2, 2]
+    for b in (1, 2):
+        cols = con.sql(f"SELECT {DIGEST_COLUMNS} FROM events WHERE batch_id = {b}").to_arrow_table().columns
+        per_column = []
+        for c in cols:
+            h = hashlib.blake2b(digest_size=32)
+            column_bytes(h, c.combine_chunks())
+            per_column.append(h.digest())
+        one = hashlib.sha256()
+        for c in cols:
+            column_bytes(one, c.combine_chunks())
+        assert column_digests(con, [b], version=2)[b] == (7, hashlib.sha256(b"".join(per_column)).hexdigest())
+        assert column_digests(con, [b], version=1)[b] == (7, one.hexdigest())
+    con.close()
