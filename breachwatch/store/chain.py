@@ -788,7 +788,7 @@ os.register_at_fork(after_in_child=_forget_hash_pool)
 
 def _column_hash(col: pa.Array | pa.ChunkedArray) -> bytes:
     h = hashlib.blake2b(digest_size=32)
-    column_bytes(h, col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col)
+    columns_bytes(h, [col])
     return h.digest()
 
 

@@ -62,9 +62,10 @@ def _rarity(ctx: RunContext, d: dict) -> None:
     acc = ctx.need("_acc_b")
     population = ctx.stats.get("principals_seen", 0)
     # Only events with something new (a new source for the principal, or a principal without history)
-    # can have a rarity above 0, and every reader asks for more than a threshold (all above 0 here).
-    # Most first uses in a segment are of sources the principal had before; the running counts below
-    # count only new pairs (all of them live) and new principals (kept for the count).
+    # can have a rarity above 0, and every reader asks for a rarity at or above a threshold: while all
+    # thresholds are above 0 the other events are left out (most first uses in a segment are of sources
+    # the principal had before). The running counts below count only new pairs (each of them kept) and
+    # new principals (kept for the count).
     thresholds = (d["min_rarity"], d["privileged_min_rarity"], d["spread_min_rarity"])
     live = ("SELECT DISTINCT p.seq FROM _srcpairs p JOIN _novelty n ON n.seq = p.seq "
             "WHERE p.is_new OR NOT n.has_history" if min(thresholds) > 0 else "SELECT seq FROM _novelty")
