@@ -615,7 +615,7 @@ def batch_digest(con: duckdb.DuckDBPyConnection, batch_id: int,
         ev_digest = hashlib.sha256((ev or "").encode()).hexdigest()
     q = con.execute(f"SELECT string_agg(h, '' ORDER BY h) FROM (SELECT {_QUARANTINE_HASH} AS h FROM quarantine "
                     "WHERE batch_id = ?)", [batch_id]).fetchall()[0][0] if has_quarantine else None
-    return combine_digests(ev_digest, hashlib.sha256((q or "").encode()).hexdigest(), columnar or None)
+    return combine_digests(ev_digest, hashlib.sha256((q or "").encode()).hexdigest(), columnar)
 
 
 # verify reads the events in windows of whole batches of about this many records, so its memory is
@@ -802,7 +802,17 @@ def columns_digest_v2(columns: list[pa.Array | pa.ChunkedArray]) -> str:
     return hashlib.sha256(b"".join(_hash_pool.map(_column_hash, columns))).hexdigest()
 
 
-def _columns_window(window: pa.Table, out: Digests, version: int = COLUMN_VERSION) -> None:
+def _columns_digest_v1(columns: list[pa.Array | pa.ChunkedArray]) -> str:
+    """The `c1` events digest: one SHA-256 over every column's `column_bytes` in turn."""
+    h = hashlib.sha256()
+    columns_bytes(h, columns)
+    return h.hexdigest()
+
+
+_COLUMNS_DIGEST = {1: _columns_digest_v1, 2: columns_digest_v2}
+
+
+def _columns_window(window: pa.Table, out: Digests, version: int) -> None:
     """Digest each batch of a window of (batch_id, event columns) rows in stored order."""
     b = window.column(0).to_numpy()
     if len(b) > 1 and bool(np.any(b[1:] < b[:-1])):
@@ -810,14 +820,9 @@ def _columns_window(window: pa.Table, out: Digests, version: int = COLUMN_VERSIO
         # breachwatch; group each batch's rows, keeping their stored order, rather than split one.
         order = np.argsort(b, kind="stable")
         window, b = window.take(pa.array(order)), b[order]
+    digest = _COLUMNS_DIGEST[version]
     for first, last in _batch_spans(b):
-        columns = window.slice(first, last - first).columns[1:]
-        if version == 2:
-            out[int(b[first])] = (last - first, columns_digest_v2(columns))
-            continue
-        h = hashlib.sha256()
-        columns_bytes(h, columns)
-        out[int(b[first])] = (last - first, h.hexdigest())
+        out[int(b[first])] = (last - first, digest(window.slice(first, last - first).columns[1:]))
 
 
 def column_digests(con: duckdb.DuckDBPyConnection, batch_ids: list[int] | None = None,
@@ -877,7 +882,7 @@ def verify(con: duckdb.DuckDBPyConnection, db_path: str | os.PathLike[str],
                        anchor_links=len(anchored))
     if not anchor.exists() and links:
         rep.warnings.append(f"no anchor file at {anchor.path}: a rewrite of the whole store cannot be ruled out")
-    recomputed = _digests_by_batch(con, {r[1]: column_version(r[7]) for r in links if is_columnar(r[7])})
+    recomputed = _digests_by_batch(con, {r[1]: v for r in links if (v := column_version(r[7]))})
     by_anchor = {a.seq: a for a in anchored}
 
     def bad(problem: str, seq: int, row: tuple | None, message: str) -> VerifyReport:
