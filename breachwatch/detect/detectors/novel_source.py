@@ -67,8 +67,9 @@ def _rarity(ctx: RunContext, d: dict) -> None:
     # the principal had before). The running counts below count only new pairs (each of them kept) and
     # new principals (kept for the count).
     thresholds = (d["min_rarity"], d["privileged_min_rarity"], d["spread_min_rarity"])
-    live = ("SELECT DISTINCT p.seq FROM _srcpairs p JOIN _novelty n ON n.seq = p.seq "
-            "WHERE p.is_new OR NOT n.has_history" if min(thresholds) > 0 else "SELECT seq FROM _novelty")
+    # `_novelty` already counts each event's new pairs (novel_dims).
+    live = ("SELECT seq FROM _novelty WHERE novel_dims > 0 OR NOT has_history" if min(thresholds) > 0
+            else "SELECT seq FROM _novelty")
     # The population as of each event: known before the segment, plus those first seen earlier in it;
     # a value's users likewise: stored, plus this segment's earlier first uses.
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _rarity AS
