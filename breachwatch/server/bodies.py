@@ -9,14 +9,13 @@ small gzip bomb cannot fill memory.
 from __future__ import annotations
 
 import io
-import zlib
 from dataclasses import dataclass
 
 import orjson
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from breachwatch.ingest.readers import Chunk, chunk_records, read_ndjson
+from breachwatch.ingest.readers import Chunk, chunk_records, inflate, read_ndjson
 
 GZIP_MAGIC = b"\x1f\x8b"
 
@@ -39,12 +38,12 @@ class ParsedBody:
 
 def decompress(body: bytes, limit: int) -> bytes:
     out = io.BytesIO()
-    d = zlib.decompressobj(wbits=31)
+    d = inflate.decompressobj(wbits=31)
     data = body
     while data:
         try:
             piece = d.decompress(data, limit + 1 - out.tell())
-        except zlib.error as e:
+        except inflate.error as e:
             raise BadBody(f"the gzip body is damaged ({e}). Fix: resend the batch; nothing of it was stored.") from e
         out.write(piece)
         if out.tell() > limit:
@@ -52,7 +51,7 @@ def decompress(body: bytes, limit: int) -> bytes:
         if d.eof:
             data = d.unused_data
             if data:
-                d = zlib.decompressobj(wbits=31)  # concatenated gzip members
+                d = inflate.decompressobj(wbits=31)  # concatenated gzip members
         else:
             data = d.unconsumed_tail
     if not d.eof:
