@@ -15,12 +15,14 @@ the stored columns with the same helper the writer used:
   order, read back as Arrow, each column's values, lengths and validity hashed
   as whole buffers (`column_bytes`). It covers every stored value as the record
   digest does, for a fraction of its cost: no text is rendered and no hash is
-  started per record. Two versions, told apart by the digest's prefix:
-  `c1:` (one SHA-256 over every column in turn) and `c2:` (each column hashed
-  on its own with BLAKE2b-256, two columns at a time on two threads, and SHA-256
-  over the column hashes), which new batches use: on a machine without SHA
-  instructions it takes about 40 % of `c1`'s time. verify checks each link by
-  the version it names, so stores written before `c2` still verify.
+  started per record. Three versions, told apart by the digest's prefix:
+  `c1:` (one SHA-256 over every column in turn), `c2:` (each column hashed on
+  its own with BLAKE2b-256, two columns at a time on two threads, and SHA-256
+  over the column hashes) and `c3:` (one BLAKE3 over every column in turn),
+  which new batches use: BLAKE3 runs at 2.4-3 GB/s on one core here, against
+  SHA-256's 0.36 GB/s without SHA instructions or 1.46 GB/s with them, and
+  BLAKE2b's 0.5 GB/s. verify checks each link by the version it names, so
+  stores written before `c3` still verify.
 """
 from __future__ import annotations
 
@@ -34,6 +36,7 @@ from datetime import datetime, timezone
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+import blake3
 import duckdb
 import numpy as np
 import pyarrow as pa
@@ -48,8 +51,8 @@ GENESIS = "0" * 64
 # The prefixes of a link digest whose events are digested by column (`column_digests`), by version; record
 # digests have none. It is part of the digest, so the head (and the anchor) covers which way a batch was
 # digested. New batches are digested by the version `COLUMN_VERSION`.
-COLUMNAR_PREFIX = {1: "c1:", 2: "c2:"}
-COLUMN_VERSION = 2
+COLUMNAR_PREFIX = {1: "c1:", 2: "c2:", 3: "c3:"}
+COLUMN_VERSION = 3
 _QUARANTINE_HASH = ("sha256(to_json({'quarantine_id': quarantine_id, 'source': source, 'position': position, "
                     "'reason': reason, 'detail': detail, 'raw': raw, 'event_id': event_id})::VARCHAR)")
 _COLS = ", ".join(f'"{n}"' for n in FIELD_NAMES)
@@ -809,7 +812,15 @@ def _columns_digest_v1(columns: list[pa.Array | pa.ChunkedArray]) -> str:
     return h.hexdigest()
 
 
-_COLUMNS_DIGEST = {1: _columns_digest_v1, 2: columns_digest_v2}
+def columns_digest_v3(columns: list[pa.Array | pa.ChunkedArray]) -> str:
+    """The `c3` events digest: one BLAKE3 (256-bit) over every column's `column_bytes` in turn, on one thread:
+    BLAKE3's own threads measured no faster (0.064-0.081 s against 0.056-0.074 s per 245,760-row batch)."""
+    h = blake3.blake3()
+    columns_bytes(h, columns)
+    return h.hexdigest()
+
+
+_COLUMNS_DIGEST = {1: _columns_digest_v1, 2: columns_digest_v2, 3: columns_digest_v3}
 
 
 def _columns_window(window: pa.Table, out: Digests, version: int) -> None:

@@ -11,13 +11,13 @@ from breachwatch.store.chain import GENESIS, batch_digest, column_version, link_
 from breachwatch.store.db import connect
 
 
-@pytest.fixture(params=["record", "column", "column-v1"])
+@pytest.fixture(params=["record", "column", "column-v2", "column-v1"])
 def chained(request, tmp_path, monkeypatch, make_event, make_typed_table):
     """A store with 5 chain links of 20 events each (link k holds events 20(k-1) .. 20k-1), digested by
     record (small batches, as HTTP requests are) or by column (as ingest digests the batches it validates),
-    with the current column digest or with version 1, as stores written before version 2 hold them."""
+    with the current column digest or with an earlier version, as stores written before it hold them."""
     from breachwatch.store import chain
-    version = {"record": None, "column": chain.COLUMN_VERSION, "column-v1": 1}[request.param]
+    version = {"record": None, "column": chain.COLUMN_VERSION, "column-v2": 2, "column-v1": 1}[request.param]
     path = str(tmp_path / "s.duckdb")
     con = connect(path)
     with monkeypatch.context() as m:

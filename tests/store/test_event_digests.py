@@ -138,10 +138,12 @@ def test_column_digests_are_the_same_for_any_window_and_cover_every_column(tmp_p
 
 
 def test_column_digest_versions_follow_their_definitions(tmp_path, make_event, make_typed_table):
-    """Version 2 (new batches) is SHA-256 over each column's own BLAKE2b-256 of `column_bytes`, in column
-    order, whatever thread hashed which column; version 1 (older stores) one SHA-256 over the columns in
-    turn. verify checks each batch by the version its link names."""
+    """Version 3 (new batches) is one BLAKE3 over every column's `column_bytes` in turn; version 2 SHA-256 over
+    each column's own BLAKE2b-256, in column order, whatever thread hashed which column; version 1 one SHA-256
+    over the columns in turn. verify checks each batch by the version its link names."""
     import hashlib
+
+    import blake3
 
     from breachwatch.ingest.pipeline import ingest_tables
     from breachwatch.store.chain import DIGEST_COLUMNS, column_bytes, column_digests, column_version
@@ -151,17 +153,20 @@ def test_column_digest_versions_follow_their_definitions(tmp_path, make_event, m
         rows = [make_event(i, attributes=f'{{"n": {i}}}', subject_fields=[(str(100000 + i), ["name"])])
                 for i in range(b * 7, b * 7 + 7)]
         ingest_tables(con, [make_typed_table(rows)], f"t{b}", db_path=db)
-    assert [column_version(d) for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()] == [2, 2]
+    assert [column_version(d) for (d,) in con.execute("SELECT digest FROM batches ORDER BY seq").fetchall()] == [3, 3]
     for b in (1, 2):
-        cols = con.sql(f"SELECT {DIGEST_COLUMNS} FROM events WHERE batch_id = {b}").to_arrow_table().columns
+        cols = [c.combine_chunks() for c in
+                con.sql(f"SELECT {DIGEST_COLUMNS} FROM events WHERE batch_id = {b}").to_arrow_table().columns]
         per_column = []
         for c in cols:
             h = hashlib.blake2b(digest_size=32)
-            column_bytes(h, c.combine_chunks())
+            column_bytes(h, c)
             per_column.append(h.digest())
-        one = hashlib.sha256()
-        for c in cols:
-            column_bytes(one, c.combine_chunks())
+        in_turn = {1: hashlib.sha256(), 3: blake3.blake3()}
+        for h in in_turn.values():
+            for c in cols:
+                column_bytes(h, c)
+        assert column_digests(con, [b], version=3)[b] == (7, in_turn[3].hexdigest())
         assert column_digests(con, [b], version=2)[b] == (7, hashlib.sha256(b"".join(per_column)).hexdigest())
-        assert column_digests(con, [b], version=1)[b] == (7, one.hexdigest())
+        assert column_digests(con, [b], version=1)[b] == (7, in_turn[1].hexdigest())
     con.close()
